@@ -1,0 +1,71 @@
+//! Server functions: the browser's way into the application layer.
+//!
+//! Each body only finds the server's [`backend::PanelBackend`] and hands it
+//! the request; the backend authenticates, checks the role and audits.
+
+use crate::error::AppError;
+use crate::model::{AdminView, Overview};
+use leptos::prelude::*;
+
+#[cfg(feature = "ssr")]
+pub mod backend {
+    //! The seam between the pages and the server's application layer.
+
+    use crate::error::AppError;
+    use crate::model::{AdminView, Overview};
+    use http::request::Parts;
+    use std::future::Future;
+    use std::sync::Arc;
+
+    /// What the server functions need from the application layer. The
+    /// server implements it; `Parts` carries the session and the caller.
+    #[async_trait::async_trait]
+    pub trait PanelBackend: Send + Sync + 'static {
+        async fn overview(&self, request: &Parts) -> Result<Overview, AppError>;
+        async fn admin_view(&self, request: &Parts) -> Result<AdminView, AppError>;
+        async fn disable_account(&self, request: &Parts, name: String) -> Result<(), AppError>;
+    }
+
+    /// How the backend is provided as Leptos context.
+    pub type SharedBackend = Arc<dyn PanelBackend>;
+
+    /// Runs `call` with the backend and the current request, and gives the
+    /// response the error's HTTP status.
+    pub async fn with_backend<T, F, Fut>(call: F) -> Result<T, AppError>
+    where
+        F: FnOnce(SharedBackend, Parts) -> Fut,
+        Fut: Future<Output = Result<T, AppError>>,
+    {
+        use leptos::prelude::use_context;
+        let backend = use_context::<SharedBackend>()
+            .ok_or_else(|| AppError::Internal("no-backend".into()))?;
+        let parts = use_context::<Parts>()
+            .ok_or_else(|| AppError::Internal("no-request".into()))?;
+        let result = call(backend, parts).await;
+        if let Err(error) = &result
+            && let Some(response) = use_context::<leptos_axum::ResponseOptions>()
+            && let Ok(status) = http::StatusCode::from_u16(error.status())
+        {
+            response.set_status(status);
+        }
+        result
+    }
+}
+
+/// The overview of every configured environment.
+#[server(prefix = "/_fn", endpoint = "overview")]
+pub async fn get_overview() -> Result<Overview, AppError> {
+    backend::with_backend(|b, req| async move { b.overview(&req).await }).await
+}
+
+/// Accounts, for admins.
+#[server(prefix = "/_fn", endpoint = "admin_view")]
+pub async fn get_admin_view() -> Result<AdminView, AppError> {
+    backend::with_backend(|b, req| async move { b.admin_view(&req).await }).await
+}
+
+/// Disables an account: its sessions stop working at once.
+#[server(prefix = "/_fn", endpoint = "disable_account")]
+pub async fn disable_account(name: String) -> Result<(), AppError> {
+    backend::with_backend(|b, req| async move { b.disable_account(&req, name).await }).await
+}

@@ -1,0 +1,48 @@
+//! The frame around every signed-in page: navigation, who is signed in, sign-out.
+
+use crate::error::AppError;
+use crate::model::{Role, Viewer};
+use leptos::prelude::*;
+
+/// Navigation and the signed-in person above the page's content.
+#[component]
+pub fn Layout(viewer: Viewer, children: Children) -> impl IntoView {
+    let admin_link = viewer
+        .role
+        .allows(Role::Admin)
+        .then(|| view! { <a href="/admin" id="nav-admin">"Admin"</a> });
+    view! {
+        <header class="topbar">
+            <a class="brand" href="/">"Flightdeck"</a>
+            <nav>
+                <a href="/">"Overview"</a>
+                {admin_link}
+            </nav>
+            <div class="who">
+                <span id="who">{viewer.name}</span>
+                <span class="badge role">{viewer.role.as_str()}</span>
+                <form method="post" action="/auth/logout">
+                    <button type="submit" id="sign-out" class="link">"Sign out"</button>
+                </form>
+            </div>
+        </header>
+        <main>{children()}</main>
+    }
+}
+
+/// A page-sized explanation of an error.
+#[component]
+pub fn ErrorPanel(error: AppError) -> impl IntoView {
+    let hint = matches!(error, AppError::Unauthorized)
+        .then(|| view! { <p><a href="/login">"Sign in"</a></p> });
+    view! {
+        <header class="topbar"><a class="brand" href="/">"Flightdeck"</a></header>
+        <main>
+            <section class="panel error" role="alert">
+                <h1>"Not possible"</h1>
+                <p id="error-message">{error.to_string()}</p>
+                {hint}
+            </section>
+        </main>
+    }
+}

@@ -1,0 +1,231 @@
+//! The command line: thin adapters over the application layer.
+//!
+//! Exit codes: 0 success, 1 the action failed, 2 bad usage or configuration.
+
+use crate::audit::{ChainFault, RequestMeta, Verdict};
+use crate::config::{Config, ConfigError};
+use crate::control::{ControlError, ControlPlane};
+use crate::identity::Actor;
+use crate::store::{Store, StoreError};
+use crate::web::{self, AppState};
+use app::model::Role;
+use clap::{Parser, Subcommand, ValueEnum};
+use std::io::{IsTerminal, Read};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+#[derive(Debug, Parser)]
+#[command(name = "flightdeck", version, about = "Release and rollback control panel")]
+struct Cli {
+    /// The configuration file (TOML). Without one, the embedded defaults apply.
+    #[arg(long, global = true, env = "FLIGHTDECK_CONFIG")]
+    config: Option<PathBuf>,
+    /// How log lines look (they go to standard error).
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Human)]
+    log_format: LogFormat,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Human,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the panel (the default).
+    Serve,
+    /// Run the panel on a throw-away store with a sample configuration and a new sign-in.
+    Sandbox(crate::sandbox::SandboxArgs),
+    /// Apply the panel's own schema migrations.
+    Migrate,
+    /// Manage accounts.
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Inspect the audit trail.
+    #[command(subcommand)]
+    Audit(AuditCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum UserCommand {
+    /// Create an account. The password is read from standard input; when
+    /// none is given one is generated and printed once.
+    Add {
+        name: String,
+        #[arg(long)]
+        role: Role,
+    },
+    /// Disable an account; its sessions stop working at once.
+    Disable { name: String },
+}
+
+#[derive(Debug, Subcommand)]
+enum AuditCommand {
+    /// Recompute the hash chain: exit 0 with the count, or 1 naming the first bad sequence number.
+    Verify,
+}
+
+/// Why a command failed, with the exit code it maps to.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    #[error("{0}")]
+    Config(#[from] ConfigError),
+    #[error("{0}")]
+    Usage(String),
+    #[error("{0}")]
+    Action(String),
+}
+
+impl From<ControlError> for CliError {
+    fn from(e: ControlError) -> Self {
+        CliError::Action(e.to_string())
+    }
+}
+
+impl From<StoreError> for CliError {
+    fn from(e: StoreError) -> Self {
+        CliError::Action(format!("the store failed: {e}"))
+    }
+}
+
+impl From<std::io::Error> for CliError {
+    fn from(e: std::io::Error) -> Self {
+        CliError::Action(e.to_string())
+    }
+}
+
+/// Parses the command line, runs the command and maps the result to an exit code.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.log_format);
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("flightdeck: cannot start the runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            let code = match error {
+                CliError::Config(_) | CliError::Usage(_) => 2,
+                CliError::Action(_) => 1,
+            };
+            eprintln!("flightdeck: {error}");
+            ExitCode::from(code)
+        }
+    }
+}
+
+fn init_logging(format: LogFormat) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_env("FLIGHTDECK_LOG")
+        .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,tower_sessions=warn"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Human => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+fn load_config(path: Option<&std::path::Path>) -> Result<Config, CliError> {
+    Ok(Config::load(path, std::env::vars())?)
+}
+
+/// Connects to the configured store and brings its schema up to date.
+pub async fn open_store(config: &Config) -> Result<Store, CliError> {
+    let store = Store::connect(&config.store.url)
+        .await
+        .map_err(|e| CliError::Action(format!("cannot open the store: {e}")))?;
+    store
+        .migrate()
+        .await
+        .map_err(|e| CliError::Action(format!("cannot migrate the store: {e}")))?;
+    Ok(store)
+}
+
+async fn run(cli: Cli) -> Result<(), CliError> {
+    let command = cli.command.unwrap_or(Command::Serve);
+    if let Command::Sandbox(args) = command {
+        return crate::sandbox::run(args).await;
+    }
+    let config = Arc::new(load_config(cli.config.as_deref())?);
+    let store = open_store(&config).await?;
+    let control = ControlPlane::new(store, config.clone());
+    let operator = Actor::system("cli");
+    let meta = RequestMeta::default();
+    match command {
+        Command::Serve => serve(control).await,
+        Command::Sandbox(_) => unreachable!("handled above"),
+        Command::Migrate => {
+            println!("store migrated ({})", control.store().backend());
+            Ok(())
+        }
+        Command::User(UserCommand::Add { name, role }) => {
+            let password = read_password_from_stdin()?;
+            let (user, generated) = control.add_user(&operator, &meta, &name, role, password).await?;
+            println!("added {} ({})", user.name, user.role);
+            if let Some(password) = generated {
+                println!("password: {password}");
+                println!("(shown once; it is stored only as a hash)");
+            }
+            Ok(())
+        }
+        Command::User(UserCommand::Disable { name }) => {
+            control.disable_user(&operator, &meta, &name).await?;
+            println!("disabled {name}");
+            Ok(())
+        }
+        Command::Audit(AuditCommand::Verify) => match control.verify_audit().await? {
+            Verdict::Intact { count } => {
+                println!("audit trail intact: {count} events");
+                Ok(())
+            }
+            Verdict::Broken { seq, fault } => {
+                let what = match fault {
+                    ChainFault::HashMismatch => "its content does not match its hash (edited)".to_owned(),
+                    ChainFault::BrokenLink => "it does not follow the previous event's hash (reordered or rewritten)".to_owned(),
+                    ChainFault::Gap { found } => format!("it is missing (found {found} in its place: deleted or reordered)"),
+                };
+                Err(CliError::Action(format!("audit trail broken at seq {seq}: {what}")))
+            }
+        },
+    }
+}
+
+/// The password piped to standard input, if any. A terminal or an empty
+/// input means "generate one".
+fn read_password_from_stdin() -> Result<Option<String>, CliError> {
+    let stdin = std::io::stdin();
+    if stdin.is_terminal() {
+        return Ok(None);
+    }
+    let mut text = String::new();
+    stdin.lock().read_to_string(&mut text)?;
+    let password = text.trim_end_matches(['\r', '\n']).to_owned();
+    Ok((!password.is_empty()).then_some(password))
+}
+
+/// Binds, prints where the panel answers, and serves until stopped.
+pub async fn serve(control: ControlPlane) -> Result<(), CliError> {
+    let listen = control.config().server.listen;
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .map_err(|e| CliError::Action(format!("cannot listen on {listen}: {e}")))?;
+    let addr = listener.local_addr()?;
+    let state = AppState {
+        leptos: web::leptos_options(addr),
+        control,
+    };
+    println!("panel http://{addr}");
+    tracing::info!(%addr, store = state.control.store().backend(), "serving");
+    web::serve(listener, state).await?;
+    Ok(())
+}

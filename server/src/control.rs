@@ -1,0 +1,387 @@
+//! The application layer. Every action from every entry point (pages,
+//! server functions, REST, CLI) comes through here: it takes the actor,
+//! checks the role, writes the audit event, and only then acts.
+
+use crate::audit::{NewEvent, Outcome, RequestMeta, Verdict};
+use crate::config::{Config, Secret};
+use crate::identity::{self, Actor, User};
+use crate::store::{Store, StoreError};
+use app::model::{Account, AdminView, EnvironmentSummary, Overview, Role, Viewer};
+use serde_json::json;
+use std::sync::Arc;
+
+/// Why an action was not carried out.
+#[derive(Debug, thiserror::Error)]
+pub enum ControlError {
+    #[error("sign in first")]
+    Unauthorized,
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("{0} was not found")]
+    NotFound(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{0}")]
+    Invalid(String),
+    #[error("the store failed: {0}")]
+    Store(#[from] StoreError),
+}
+
+/// The application layer; cheap to clone.
+#[derive(Clone)]
+pub struct ControlPlane {
+    store: Store,
+    config: Arc<Config>,
+}
+
+impl ControlPlane {
+    pub fn new(store: Store, config: Arc<Config>) -> Self {
+        Self { store, config }
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Checks that `actor` has `required`; a refusal is audited.
+    async fn require(
+        &self,
+        actor: &Actor,
+        required: Role,
+        action: &str,
+        meta: &RequestMeta,
+    ) -> Result<(), ControlError> {
+        if actor.role.allows(required) {
+            return Ok(());
+        }
+        let reason = format!("{action} needs the {required} role; {} is {}", actor.name, actor.role);
+        self.store
+            .append_audit(
+                &NewEvent::new(actor.record(), action, Outcome::Denied, meta).error(reason.clone()),
+            )
+            .await?;
+        Err(ControlError::Forbidden(format!(
+            "You need the {required} role for this; you are signed in as {}.",
+            actor.role
+        )))
+    }
+
+    /// Records a request that the web layer refused before it reached an
+    /// action (no session, a cross-origin form, …).
+    pub async fn record_refusal(
+        &self,
+        actor: Option<&Actor>,
+        action: &str,
+        target: &str,
+        reason: &str,
+        meta: &RequestMeta,
+    ) -> Result<(), ControlError> {
+        let record = actor.map(Actor::record).unwrap_or_else(|| identity::anonymous(None));
+        self.store
+            .append_audit(
+                &NewEvent::new(record, action, Outcome::Denied, meta)
+                    .target(target)
+                    .error(reason),
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// Checks a name and password. Success and failure are both audited;
+    /// the caller starts the session.
+    pub async fn sign_in(
+        &self,
+        name: &str,
+        password: &str,
+        meta: &RequestMeta,
+    ) -> Result<User, ControlError> {
+        let user = self.store.user_by_name(name).await?;
+        let hash = user
+            .as_ref()
+            .map(|u| u.password_hash.clone())
+            .unwrap_or_else(|| identity::DUMMY_HASH.to_owned());
+        let matches = identity::verify_password(hash, password.to_owned()).await;
+        let reason = match &user {
+            None => Some("no such account"),
+            Some(u) if u.disabled => Some("the account is disabled"),
+            Some(_) if !matches => Some("wrong password"),
+            Some(_) => None,
+        };
+        match (user, reason) {
+            (Some(user), None) => {
+                self.store
+                    .append_audit(&NewEvent::new(
+                        Actor::user(&user).record(),
+                        "auth.login",
+                        Outcome::Succeeded,
+                        meta,
+                    ))
+                    .await?;
+                Ok(user)
+            }
+            (_, reason) => {
+                self.store
+                    .append_audit(
+                        &NewEvent::new(
+                            identity::anonymous(Some(name)),
+                            "auth.login_failed",
+                            Outcome::Denied,
+                            meta,
+                        )
+                        .error(reason.unwrap_or("refused")),
+                    )
+                    .await?;
+                Err(ControlError::Unauthorized)
+            }
+        }
+    }
+
+    /// Audits a sign-out; the caller ends the session.
+    pub async fn sign_out(&self, actor: &Actor, meta: &RequestMeta) -> Result<(), ControlError> {
+        self.store
+            .append_audit(&NewEvent::new(actor.record(), "auth.logout", Outcome::Succeeded, meta))
+            .await?;
+        Ok(())
+    }
+
+    /// The actor behind a session's user id, if the account still exists
+    /// and is enabled. Checked on every request, so disabling an account
+    /// ends its sessions at once.
+    pub async fn session_actor(&self, user_id: i64) -> Result<Option<Actor>, ControlError> {
+        Ok(self
+            .store
+            .user_by_id(user_id)
+            .await?
+            .filter(|u| !u.disabled)
+            .map(|u| Actor::user(&u)))
+    }
+
+    /// Creates an account (admin). Without a password one is generated and
+    /// returned, to be shown once.
+    pub async fn add_user(
+        &self,
+        actor: &Actor,
+        meta: &RequestMeta,
+        name: &str,
+        role: Role,
+        password: Option<String>,
+    ) -> Result<(User, Option<String>), ControlError> {
+        self.require(actor, Role::Admin, "user.add", meta).await?;
+        identity::check_name(name).map_err(ControlError::Invalid)?;
+        let (password, generated) = match password {
+            Some(p) if p.chars().count() < identity::MIN_PASSWORD_LEN => {
+                return Err(ControlError::Invalid(format!(
+                    "a password needs at least {} characters",
+                    identity::MIN_PASSWORD_LEN
+                )));
+            }
+            Some(p) => (p, None),
+            None => {
+                let p = identity::random_secret(20);
+                (p.clone(), Some(p))
+            }
+        };
+        let hash = identity::hash_password(password).await;
+        let event = NewEvent::new(actor.record(), "user.add", Outcome::Succeeded, meta)
+            .target(name)
+            .params(json!({ "role": role.as_str() }));
+        let user = self
+            .store
+            .insert_user(name, role, &hash, &event)
+            .await
+            .map_err(|e| match e {
+                StoreError::Duplicate => {
+                    ControlError::Conflict(format!("an account named `{name}` already exists"))
+                }
+                other => other.into(),
+            })?;
+        Ok((user, generated))
+    }
+
+    /// Disables an account (admin); its sessions stop working at once.
+    pub async fn disable_user(
+        &self,
+        actor: &Actor,
+        meta: &RequestMeta,
+        name: &str,
+    ) -> Result<(), ControlError> {
+        self.require(actor, Role::Admin, "user.disable", meta).await?;
+        if actor.name == name && actor.kind == crate::audit::ActorKind::User {
+            return Err(ControlError::Invalid("you cannot disable your own account".into()));
+        }
+        let event =
+            NewEvent::new(actor.record(), "user.disable", Outcome::Succeeded, meta).target(name);
+        self.store.disable_user(name, &event).await.map_err(|e| match e {
+            StoreError::NotFound => ControlError::NotFound(format!("the account `{name}`")),
+            other => other.into(),
+        })
+    }
+
+    /// The admin page's data (admin).
+    pub async fn admin_view(&self, actor: &Actor, meta: &RequestMeta) -> Result<AdminView, ControlError> {
+        self.require(actor, Role::Admin, "admin.view", meta).await?;
+        let accounts = self
+            .store
+            .list_users()
+            .await?
+            .into_iter()
+            .map(|u| Account {
+                name: u.name,
+                role: u.role,
+                disabled: u.disabled,
+                created_at: u.created_at,
+            })
+            .collect();
+        Ok(AdminView {
+            viewer: viewer_of(actor),
+            accounts,
+        })
+    }
+
+    /// The overview (any signed-in role).
+    pub async fn overview(&self, actor: &Actor, meta: &RequestMeta) -> Result<Overview, ControlError> {
+        self.require(actor, Role::Viewer, "overview.view", meta).await?;
+        Ok(Overview {
+            viewer: viewer_of(actor),
+            environments: self.environment_summaries(),
+        })
+    }
+
+    /// The configured environments, with the secrets each still lacks.
+    pub fn environment_summaries(&self) -> Vec<EnvironmentSummary> {
+        self.config
+            .environments
+            .iter()
+            .map(|env| EnvironmentSummary {
+                name: env.name.to_string(),
+                branch: env.branch.clone(),
+                deploy_workflow: env.deploy_workflow.clone(),
+                render_service_id: env.render_service_id.clone(),
+                missing_secrets: env
+                    .secret_vars()
+                    .into_iter()
+                    .filter(|var| Secret::from_env(var).is_none())
+                    .map(str::to_owned)
+                    .collect(),
+            })
+            .collect()
+    }
+
+    /// Recomputes the audit chain.
+    pub async fn verify_audit(&self) -> Result<Verdict, ControlError> {
+        Ok(self.store.verify_audit().await?)
+    }
+}
+
+fn viewer_of(actor: &Actor) -> Viewer {
+    Viewer {
+        name: actor.name.clone(),
+        role: actor.role,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::tests::TestStore;
+
+    async fn plane() -> (ControlPlane, TestStore) {
+        let t = TestStore::new("sqlite").await;
+        let config = Config::from_toml("").unwrap();
+        (ControlPlane::new(t.store.clone(), Arc::new(config)), t)
+    }
+
+    fn meta() -> RequestMeta {
+        RequestMeta::default()
+    }
+
+    #[tokio::test]
+    async fn a_viewer_cannot_add_an_account_and_the_refusal_is_audited() {
+        let (plane, t) = plane().await;
+        let (viewer, _) = plane
+            .add_user(&Actor::system("cli"), &meta(), "val", Role::Viewer, None)
+            .await
+            .unwrap();
+        let result = plane
+            .add_user(&Actor::user(&viewer), &meta(), "eve", Role::Admin, None)
+            .await;
+        assert!(matches!(result, Err(ControlError::Forbidden(_))));
+        assert!(plane.store().user_by_name("eve").await.unwrap().is_none());
+        let trail = plane.store().audit_page(0, 10).await.unwrap();
+        let last = trail.last().unwrap();
+        assert_eq!((last.action.as_str(), last.outcome.as_str()), ("user.add", "denied"));
+        assert_eq!(last.actor_name, "val");
+        t.drop_all().await;
+    }
+
+    #[tokio::test]
+    async fn sign_in_succeeds_once_and_fails_for_wrong_or_disabled_accounts() {
+        let (plane, t) = plane().await;
+        let admin = Actor::system("cli");
+        plane
+            .add_user(&admin, &meta(), "ada", Role::Lead, Some("a long enough password".into()))
+            .await
+            .unwrap();
+        assert!(plane.sign_in("ada", "a long enough password", &meta()).await.is_ok());
+        assert!(matches!(
+            plane.sign_in("ada", "wrong", &meta()).await,
+            Err(ControlError::Unauthorized)
+        ));
+        assert!(matches!(
+            plane.sign_in("nobody", "x", &meta()).await,
+            Err(ControlError::Unauthorized)
+        ));
+        plane.disable_user(&admin, &meta(), "ada").await.unwrap();
+        assert!(matches!(
+            plane.sign_in("ada", "a long enough password", &meta()).await,
+            Err(ControlError::Unauthorized)
+        ));
+        let outcomes: Vec<_> = plane
+            .store()
+            .audit_page(0, 20)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|e| format!("{}:{}:{}", e.action, e.outcome, e.error.unwrap_or_default()))
+            .collect();
+        assert_eq!(
+            outcomes,
+            [
+                "user.add:succeeded:",
+                "auth.login:succeeded:",
+                "auth.login_failed:denied:wrong password",
+                "auth.login_failed:denied:no such account",
+                "user.disable:succeeded:",
+                "auth.login_failed:denied:the account is disabled",
+            ]
+        );
+        t.drop_all().await;
+    }
+
+    #[tokio::test]
+    async fn a_disabled_account_no_longer_resolves_to_an_actor() {
+        let (plane, t) = plane().await;
+        let admin = Actor::system("cli");
+        let (user, _) = plane.add_user(&admin, &meta(), "ada", Role::Viewer, None).await.unwrap();
+        assert!(plane.session_actor(user.id).await.unwrap().is_some());
+        plane.disable_user(&admin, &meta(), "ada").await.unwrap();
+        assert!(plane.session_actor(user.id).await.unwrap().is_none());
+        t.drop_all().await;
+    }
+
+    #[tokio::test]
+    async fn a_short_password_and_a_bad_name_are_refused_before_anything_is_stored() {
+        let (plane, t) = plane().await;
+        let admin = Actor::system("cli");
+        let short = plane.add_user(&admin, &meta(), "ada", Role::Viewer, Some("short".into())).await;
+        assert!(matches!(short, Err(ControlError::Invalid(_))));
+        let bad = plane.add_user(&admin, &meta(), "a b", Role::Viewer, None).await;
+        assert!(matches!(bad, Err(ControlError::Invalid(_))));
+        assert!(plane.store().list_users().await.unwrap().is_empty());
+        t.drop_all().await;
+    }
+}

@@ -1,0 +1,11 @@
+//! Flightdeck's server: the application layer ([`control`]), the panel's
+//! store, the audit trail, the HTTP surface and the command line.
+
+pub mod audit;
+pub mod cli;
+pub mod config;
+pub mod control;
+pub mod identity;
+pub mod sandbox;
+pub mod store;
+pub mod web;

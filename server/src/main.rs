@@ -1,0 +1,5 @@
+//! The `flightdeck` binary.
+
+fn main() -> std::process::ExitCode {
+    flightdeck::cli::main()
+}

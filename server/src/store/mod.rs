@@ -1,0 +1,243 @@
+//! The panel's own store: SQLite by default, PostgreSQL for several instances.
+//!
+//! The SQL is written once (in [`queries`]) and compiled for each backend;
+//! both speak `$1` placeholders, `RETURNING` and `ON CONFLICT`. Only the
+//! schema (triggers, serial types) differs, in `migrations/<backend>/`.
+
+mod queries;
+mod sessions;
+
+pub use sessions::PanelSessionStore;
+
+use crate::audit::{AuditEvent, ChainVerifier, NewEvent, Verdict};
+use crate::identity::User;
+use app::model::Role;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};
+use sqlx::{PgPool, SqlitePool};
+use std::str::FromStr;
+use std::time::Duration;
+
+/// Why the store could not do what was asked.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("the name is already taken")]
+    Duplicate,
+    #[error("not found")]
+    NotFound,
+    #[error("the store holds a value this version cannot read: {0}")]
+    Corrupt(String),
+    #[error(transparent)]
+    Database(#[from] sqlx::Error),
+    #[error(transparent)]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+}
+
+impl StoreError {
+    fn from_write(e: sqlx::Error) -> Self {
+        match &e {
+            sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Duplicate,
+            _ => StoreError::Database(e),
+        }
+    }
+}
+
+static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/sqlite");
+static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/postgres");
+
+#[derive(Clone, Debug)]
+pub(crate) enum Pool {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+}
+
+/// A handle on the store; cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Store {
+    pub(crate) pool: Pool,
+}
+
+/// Calls the same-named function of the backend module that matches the pool.
+macro_rules! dispatch {
+    ($self:expr, $f:ident ( $($arg:expr),* )) => {
+        match &$self.pool {
+            Pool::Sqlite(pool) => queries::sqlite::$f(pool $(, $arg)*).await,
+            Pool::Postgres(pool) => queries::postgres::$f(pool $(, $arg)*).await,
+        }
+    };
+}
+
+impl Store {
+    /// Connects to `url` (`sqlite:…` or `postgres://…`); a SQLite file is created if missing.
+    pub async fn connect(url: &str) -> Result<Store, StoreError> {
+        let pool = if url.starts_with("sqlite:") {
+            let options = SqliteConnectOptions::from_str(url)?
+                .create_if_missing(true)
+                .journal_mode(SqliteJournalMode::Wal)
+                .foreign_keys(true)
+                // Appends to the audit chain queue on the write lock; give them time.
+                .busy_timeout(Duration::from_secs(30));
+            Pool::Sqlite(
+                SqlitePoolOptions::new()
+                    .max_connections(8)
+                    .connect_with(options)
+                    .await?,
+            )
+        } else {
+            let options = PgConnectOptions::from_str(url)?;
+            Pool::Postgres(
+                PgPoolOptions::new()
+                    .max_connections(16)
+                    .acquire_timeout(Duration::from_secs(10))
+                    .connect_with(options)
+                    .await?,
+            )
+        };
+        Ok(Store { pool })
+    }
+
+    /// Which backend this is, for logs and `/readyz`.
+    pub fn backend(&self) -> &'static str {
+        match self.pool {
+            Pool::Sqlite(_) => "sqlite",
+            Pool::Postgres(_) => "postgres",
+        }
+    }
+
+    /// Applies the panel's schema migrations and the session table.
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        match &self.pool {
+            Pool::Sqlite(pool) => SQLITE_MIGRATIONS.run(pool).await?,
+            Pool::Postgres(pool) => POSTGRES_MIGRATIONS.run(pool).await?,
+        }
+        self.session_store().migrate().await?;
+        Ok(())
+    }
+
+    /// Whether the store answers.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        dispatch!(self, ping())
+    }
+
+    /// The session store on the same database.
+    pub fn session_store(&self) -> PanelSessionStore {
+        PanelSessionStore::new(&self.pool)
+    }
+
+    /// Appends one event to the audit trail.
+    pub async fn append_audit(&self, event: &NewEvent) -> Result<AuditEvent, StoreError> {
+        dispatch!(self, append_audit(event))
+    }
+
+    /// Creates an account and its audit event in one transaction.
+    pub async fn insert_user(
+        &self,
+        name: &str,
+        role: Role,
+        password_hash: &str,
+        event: &NewEvent,
+    ) -> Result<User, StoreError> {
+        let row = dispatch!(self, insert_user(name, role.as_str(), password_hash, event))?;
+        row.try_into()
+    }
+
+    /// Disables an account and audits it in one transaction.
+    pub async fn disable_user(&self, name: &str, event: &NewEvent) -> Result<(), StoreError> {
+        dispatch!(self, disable_user(name, event))
+    }
+
+    pub async fn user_by_name(&self, name: &str) -> Result<Option<User>, StoreError> {
+        dispatch!(self, user_by_name(name))?
+            .map(TryInto::try_into)
+            .transpose()
+    }
+
+    pub async fn user_by_id(&self, id: i64) -> Result<Option<User>, StoreError> {
+        dispatch!(self, user_by_id(id))?
+            .map(TryInto::try_into)
+            .transpose()
+    }
+
+    pub async fn list_users(&self) -> Result<Vec<User>, StoreError> {
+        dispatch!(self, list_users())?
+            .into_iter()
+            .map(TryInto::try_into)
+            .collect()
+    }
+
+    /// Up to `limit` events with `seq > after`, oldest first.
+    pub async fn audit_page(&self, after: i64, limit: i64) -> Result<Vec<AuditEvent>, StoreError> {
+        dispatch!(self, audit_page(after, limit))
+    }
+
+    /// The last sequence number handed out.
+    pub async fn audit_head_seq(&self) -> Result<i64, StoreError> {
+        dispatch!(self, audit_head_seq())
+    }
+
+    /// Recomputes the whole chain, a page at a time.
+    pub async fn verify_audit(&self) -> Result<Verdict, StoreError> {
+        // Read the head first: rows appended while we read are after it and
+        // do not count against this run.
+        let head = self.audit_head_seq().await?;
+        let mut verifier = ChainVerifier::default();
+        let mut after = 0;
+        'pages: loop {
+            let page = self.audit_page(after, 2_000).await?;
+            let Some(last) = page.last() else { break };
+            after = last.seq;
+            for event in page.iter().filter(|e| e.seq <= head) {
+                if !verifier.feed(event) {
+                    break 'pages;
+                }
+            }
+            if after >= head {
+                break;
+            }
+        }
+        Ok(verifier.finish(head))
+    }
+}
+
+/// A `users` row before its role is checked.
+#[derive(Debug, sqlx::FromRow)]
+pub(crate) struct UserRow {
+    id: i64,
+    name: String,
+    role: String,
+    password_hash: String,
+    disabled: bool,
+    created_at: String,
+}
+
+impl TryFrom<UserRow> for User {
+    type Error = StoreError;
+
+    fn try_from(row: UserRow) -> Result<Self, Self::Error> {
+        Ok(User {
+            id: row.id,
+            role: row
+                .role
+                .parse()
+                .map_err(|e: app::model::UnknownRole| StoreError::Corrupt(e.to_string()))?,
+            name: row.name,
+            password_hash: row.password_hash,
+            disabled: row.disabled,
+            created_at: row.created_at,
+        })
+    }
+}
+
+/// Now, as the store writes times: RFC 3339 UTC with microseconds, so text
+/// order is time order on both backends.
+pub fn now_text() -> String {
+    let format = time::macros::format_description!(
+        "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:6]Z"
+    );
+    time::OffsetDateTime::now_utc()
+        .format(&format)
+        .expect("a UTC time always formats")
+}
+
+#[cfg(test)]
+mod tests;

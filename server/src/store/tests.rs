@@ -1,0 +1,203 @@
+//! The same store tests on both backends. PostgreSQL is expected at
+//! 127.0.0.1:5432 (override with FLIGHTDECK_TEST_PG); each test creates its
+//! own database and drops it. A missing server fails the test: nothing is skipped.
+
+use super::*;
+use crate::audit::{ChainFault, Outcome, RequestMeta};
+use crate::identity::{Actor, anonymous};
+
+pub(crate) const PG_ADMIN_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
+
+/// A throw-away store of the given backend, removed when dropped... by the caller.
+pub(crate) struct TestStore {
+    pub store: Store,
+    cleanup: Option<(String, String)>,
+    dir: Option<std::path::PathBuf>,
+}
+
+impl TestStore {
+    pub async fn new(backend: &str) -> TestStore {
+        let name = format!("fd_test_{}", crate::identity::random_id());
+        match backend {
+            "sqlite" => {
+                let dir = std::env::temp_dir().join(&name);
+                std::fs::create_dir_all(&dir).unwrap();
+                let url = format!("sqlite://{}", dir.join("store.db").display());
+                let store = Store::connect(&url).await.unwrap();
+                store.migrate().await.unwrap();
+                TestStore { store, cleanup: None, dir: Some(dir) }
+            }
+            _ => {
+                let admin_url = std::env::var("FLIGHTDECK_TEST_PG").unwrap_or(PG_ADMIN_URL.into());
+                let admin = PgPool::connect(&admin_url)
+                    .await
+                    .expect("PostgreSQL must run at 127.0.0.1:5432 for the store tests");
+                sqlx::query(&format!("CREATE DATABASE {name}")).execute(&admin).await.unwrap();
+                let url = admin_url.rsplit_once('/').map(|(base, _)| format!("{base}/{name}")).unwrap();
+                let store = Store::connect(&url).await.unwrap();
+                store.migrate().await.unwrap();
+                TestStore { store, cleanup: Some((admin_url, name)), dir: None }
+            }
+        }
+    }
+
+    pub async fn drop_all(self) {
+        if let Pool::Postgres(pool) = &self.store.pool {
+            pool.close().await;
+        }
+        if let Some((admin_url, name)) = self.cleanup {
+            let admin = PgPool::connect(&admin_url).await.unwrap();
+            sqlx::query(&format!("DROP DATABASE {name} WITH (FORCE)")).execute(&admin).await.unwrap();
+        }
+        if let Some(dir) = self.dir {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
+
+    /// Runs raw SQL, for tests that play the attacker.
+    pub async fn exec(&self, sql: &str) -> Result<(), sqlx::Error> {
+        match &self.store.pool {
+            Pool::Sqlite(p) => sqlx::raw_sql(sql).execute(p).await.map(|_| ()),
+            Pool::Postgres(p) => sqlx::raw_sql(sql).execute(p).await.map(|_| ()),
+        }
+    }
+
+    pub async fn drop_audit_triggers(&self) {
+        let sql = match self.store.backend() {
+            "sqlite" => "DROP TRIGGER audit_events_no_update; DROP TRIGGER audit_events_no_delete;",
+            _ => "DROP TRIGGER audit_events_no_update ON audit_events;",
+        };
+        self.exec(sql).await.unwrap();
+    }
+}
+
+/// Runs `test` once on each backend.
+macro_rules! on_both_backends {
+    ($($name:ident => $body:expr;)*) => {
+        mod sqlite_backend { use super::*; $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)] async fn $name() { run("sqlite", $body).await } )* }
+        mod postgres_backend { use super::*; $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)] async fn $name() { run("postgres", $body).await } )* }
+    };
+}
+
+async fn run(backend: &str, test: impl AsyncFnOnce(&TestStore)) {
+    let store = TestStore::new(backend).await;
+    test(&store).await;
+    store.drop_all().await;
+}
+
+fn admin() -> Actor {
+    Actor::system("test")
+}
+
+fn event(action: &str) -> NewEvent {
+    NewEvent::new(admin().record(), action, Outcome::Succeeded, &RequestMeta::default())
+}
+
+async fn fill(store: &Store, n: usize) {
+    for i in 0..n {
+        store
+            .append_audit(&event("test.event").target(format!("t{i}")))
+            .await
+            .unwrap();
+    }
+}
+
+async fn verdict(t: &TestStore) -> Verdict {
+    t.store.verify_audit().await.unwrap()
+}
+
+on_both_backends! {
+    accounts_are_created_found_listed_and_names_are_unique => async |t: &TestStore| {
+        let user = t.store.insert_user("ada", Role::Lead, "hash", &event("user.add")).await.unwrap();
+        assert_eq!(user.role, Role::Lead);
+        assert!(!user.disabled);
+        assert_eq!(t.store.user_by_name("ada").await.unwrap(), Some(user.clone()));
+        assert_eq!(t.store.user_by_id(user.id).await.unwrap(), Some(user));
+        assert!(t.store.user_by_name("bob").await.unwrap().is_none());
+        let again = t.store.insert_user("ada", Role::Viewer, "hash", &event("user.add")).await;
+        assert!(matches!(again, Err(StoreError::Duplicate)));
+        // The failed insert rolled its audit row back: one event, not two.
+        assert_eq!(t.store.audit_head_seq().await.unwrap(), 1);
+        assert_eq!(t.store.list_users().await.unwrap().len(), 1);
+    };
+
+    disabling_an_account_is_stored_and_audited_together => async |t: &TestStore| {
+        t.store.insert_user("ada", Role::Viewer, "hash", &event("user.add")).await.unwrap();
+        t.store.disable_user("ada", &event("user.disable")).await.unwrap();
+        assert!(t.store.user_by_name("ada").await.unwrap().unwrap().disabled);
+        let missing = t.store.disable_user("nobody", &event("user.disable")).await;
+        assert!(matches!(missing, Err(StoreError::NotFound)));
+        let trail = t.store.audit_page(0, 10).await.unwrap();
+        let actions: Vec<_> = trail.iter().map(|e| e.action.as_str()).collect();
+        assert_eq!(actions, ["user.add", "user.disable"]);
+    };
+
+    the_store_answers_a_ping => async |t: &TestStore| {
+        t.store.ping().await.unwrap();
+    };
+
+    a_clean_trail_verifies_with_its_count => async |t: &TestStore| {
+        assert_eq!(verdict(t).await, Verdict::Intact { count: 0 });
+        fill(&t.store, 12).await;
+        assert_eq!(verdict(t).await, Verdict::Intact { count: 12 });
+    };
+
+    concurrent_appends_get_gapless_numbers_and_a_valid_chain => async |t: &TestStore| {
+        let tasks: Vec<_> = (0..200)
+            .map(|i| {
+                let store = t.store.clone();
+                tokio::spawn(async move {
+                    store.append_audit(&event("test.concurrent").target(format!("t{i}"))).await.unwrap().seq
+                })
+            })
+            .collect();
+        let mut seqs = Vec::new();
+        for task in tasks {
+            seqs.push(task.await.unwrap());
+        }
+        seqs.sort();
+        assert_eq!(seqs, (1..=200).collect::<Vec<i64>>());
+        assert_eq!(verdict(t).await, Verdict::Intact { count: 200 });
+    };
+
+    the_database_refuses_update_and_delete_on_the_trail => async |t: &TestStore| {
+        fill(&t.store, 3).await;
+        let update = t.exec("UPDATE audit_events SET target = 'x' WHERE seq = 2").await;
+        assert!(update.unwrap_err().to_string().contains("append-only"));
+        let delete = t.exec("DELETE FROM audit_events WHERE seq = 2").await;
+        assert!(delete.unwrap_err().to_string().contains("append-only"));
+        assert_eq!(verdict(t).await, Verdict::Intact { count: 3 });
+    };
+
+    an_edited_row_is_named_by_verify => async |t: &TestStore| {
+        fill(&t.store, 6).await;
+        t.drop_audit_triggers().await;
+        t.exec("UPDATE audit_events SET target = 'forged' WHERE seq = 4").await.unwrap();
+        assert_eq!(verdict(t).await, Verdict::Broken { seq: 4, fault: ChainFault::HashMismatch });
+    };
+
+    a_deleted_row_is_named_by_verify => async |t: &TestStore| {
+        fill(&t.store, 6).await;
+        t.drop_audit_triggers().await;
+        t.exec("DELETE FROM audit_events WHERE seq = 3").await.unwrap();
+        assert_eq!(verdict(t).await, Verdict::Broken { seq: 3, fault: ChainFault::Gap { found: 4 } });
+    };
+
+    two_swapped_rows_are_named_by_verify => async |t: &TestStore| {
+        fill(&t.store, 6).await;
+        t.drop_audit_triggers().await;
+        // Exchange the positions of rows 2 and 5.
+        t.exec("UPDATE audit_events SET seq = -2 WHERE seq = 2").await.unwrap();
+        t.exec("UPDATE audit_events SET seq = 2 WHERE seq = 5").await.unwrap();
+        t.exec("UPDATE audit_events SET seq = 5 WHERE seq = -2").await.unwrap();
+        assert_eq!(verdict(t).await, Verdict::Broken { seq: 2, fault: ChainFault::HashMismatch });
+    };
+
+    a_refusal_by_an_anonymous_caller_is_recorded => async |t: &TestStore| {
+        let refused = NewEvent::new(anonymous(Some("mallory")), "auth.login_failed", Outcome::Denied, &RequestMeta::default());
+        let stored = t.store.append_audit(&refused).await.unwrap();
+        assert_eq!(stored.actor_kind, "anonymous");
+        assert_eq!(stored.outcome, "denied");
+        assert_eq!(stored.actor_name, "mallory");
+    };
+}

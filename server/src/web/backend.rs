@@ -1,0 +1,81 @@
+//! The server functions' view of the application layer.
+
+use super::Caller;
+use crate::control::{ControlError, ControlPlane};
+use crate::identity::Actor;
+use app::api::backend::PanelBackend;
+use app::error::AppError;
+use app::model::{AdminView, Overview};
+use http::request::Parts;
+
+/// Implements [`PanelBackend`] over the [`ControlPlane`].
+pub(crate) struct WebBackend {
+    control: ControlPlane,
+}
+
+impl WebBackend {
+    pub(crate) fn new(control: ControlPlane) -> Self {
+        Self { control }
+    }
+
+    /// The caller, who must be signed in; a refusal is audited.
+    async fn signed_in(&self, request: &Parts) -> Result<(Actor, Caller), AppError> {
+        let caller = request
+            .extensions
+            .get::<Caller>()
+            .cloned()
+            .ok_or_else(|| AppError::Internal("no-caller".into()))?;
+        match &caller.actor {
+            Some(actor) => Ok((actor.clone(), caller)),
+            None => {
+                self.control
+                    .record_refusal(None, "request.refused", request.uri.path(), "not signed in", &caller.meta)
+                    .await
+                    .map_err(|e| app_error(e, &caller))?;
+                Err(AppError::Unauthorized)
+            }
+        }
+    }
+}
+
+fn app_error(error: ControlError, caller: &Caller) -> AppError {
+    match error {
+        ControlError::Unauthorized => AppError::Unauthorized,
+        ControlError::Forbidden(m) => AppError::Forbidden(m),
+        ControlError::NotFound(m) => AppError::NotFound(m),
+        ControlError::Conflict(m) => AppError::Conflict(m),
+        ControlError::Invalid(m) => AppError::Invalid(m),
+        ControlError::Store(error) => {
+            let request = caller.meta.request_id.clone().unwrap_or_default();
+            tracing::error!(%error, %request, "store failure in a server function");
+            AppError::Internal(request)
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl PanelBackend for WebBackend {
+    async fn overview(&self, request: &Parts) -> Result<Overview, AppError> {
+        let (actor, caller) = self.signed_in(request).await?;
+        self.control
+            .overview(&actor, &caller.meta)
+            .await
+            .map_err(|e| app_error(e, &caller))
+    }
+
+    async fn admin_view(&self, request: &Parts) -> Result<AdminView, AppError> {
+        let (actor, caller) = self.signed_in(request).await?;
+        self.control
+            .admin_view(&actor, &caller.meta)
+            .await
+            .map_err(|e| app_error(e, &caller))
+    }
+
+    async fn disable_account(&self, request: &Parts, name: String) -> Result<(), AppError> {
+        let (actor, caller) = self.signed_in(request).await?;
+        self.control
+            .disable_user(&actor, &caller.meta, &name)
+            .await
+            .map_err(|e| app_error(e, &caller))
+    }
+}

@@ -1,0 +1,72 @@
+//! Who is calling and from where, resolved once per request.
+
+use super::AppState;
+use crate::audit::RequestMeta;
+use crate::identity::{Actor, random_id};
+use axum::extract::{ConnectInfo, Request, State};
+use axum::middleware::Next;
+use axum::response::Response;
+use std::net::SocketAddr;
+use tower_sessions::Session;
+
+/// Session keys.
+pub(crate) const USER_ID: &str = "uid";
+pub(crate) const SIGNED_IN_AT: &str = "signed_in_at";
+
+/// The caller of this request, put in the request's extensions.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub actor: Option<Actor>,
+    pub meta: RequestMeta,
+}
+
+/// Resolves the session to an actor (if its account is still enabled and
+/// the session is younger than the absolute timeout) and records the
+/// request's id, address and user agent.
+pub(crate) async fn identify(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
+    let meta = RequestMeta {
+        request_id: Some(random_id()[..16].to_owned()),
+        ip: request
+            .extensions()
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|ConnectInfo(addr)| addr.ip().to_string()),
+        user_agent: request
+            .headers()
+            .get(http::header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .map(|ua| ua.chars().take(300).collect()),
+    };
+    let session = request.extensions().get::<Session>().cloned();
+    let actor = match session {
+        Some(session) => session_actor(&state, &session).await,
+        None => None,
+    };
+    request.extensions_mut().insert(Caller { actor, meta });
+    next.run(request).await
+}
+
+async fn session_actor(state: &AppState, session: &Session) -> Option<Actor> {
+    let user_id: i64 = session.get(USER_ID).await.ok().flatten()?;
+    let signed_in_at: i64 = session.get(SIGNED_IN_AT).await.ok().flatten().unwrap_or(0);
+    let max_age = i64::from(state.control.config().server.session_absolute_hours) * 3600;
+    if now_unix() - signed_in_at > max_age {
+        let _ = session.flush().await;
+        return None;
+    }
+    match state.control.session_actor(user_id).await {
+        Ok(Some(actor)) => Some(actor),
+        Ok(None) => {
+            // Disabled or deleted: the session ends here.
+            let _ = session.flush().await;
+            None
+        }
+        Err(error) => {
+            tracing::error!(%error, "could not resolve the session's account");
+            None
+        }
+    }
+}
+
+pub(crate) fn now_unix() -> i64 {
+    time::OffsetDateTime::now_utc().unix_timestamp()
+}

@@ -1,0 +1,159 @@
+//! The HTTP surface: pages (Leptos), server functions, REST, sign-in, and
+//! operations endpoints, wired over one [`ControlPlane`].
+
+mod auth;
+mod backend;
+mod context;
+mod guard;
+mod ops;
+mod rest;
+
+pub use context::Caller;
+
+use crate::control::ControlPlane;
+use app::{App, shell};
+use axum::Router;
+use axum::extract::FromRef;
+use axum::middleware::from_fn_with_state;
+use axum::routing::{get, post};
+use http::HeaderValue;
+use http::header;
+use leptos::config::LeptosOptions;
+use leptos::prelude::provide_context;
+use leptos_axum::{LeptosRoutes, generate_route_list};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use tower_http::compression::CompressionLayer;
+use tower_http::set_header::SetResponseHeaderLayer;
+use tower_sessions::cookie::SameSite;
+use tower_sessions::{Expiry, SessionManagerLayer};
+
+/// The session cookie's name.
+pub const SESSION_COOKIE: &str = "flightdeck_session";
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    pub control: ControlPlane,
+    pub leptos: LeptosOptions,
+}
+
+impl FromRef<AppState> for LeptosOptions {
+    fn from_ref(state: &AppState) -> Self {
+        state.leptos.clone()
+    }
+}
+
+/// Leptos' options for the site built by cargo-leptos: the `pkg/` bundle
+/// lives under `site_root` (`FLIGHTDECK_SITE_ROOT`, else `site/` beside the
+/// binary's target directory, else `target/site`).
+pub fn leptos_options(listen: SocketAddr) -> LeptosOptions {
+    let site_root = std::env::var("FLIGHTDECK_SITE_ROOT")
+        .ok()
+        .or_else(|| {
+            let exe = std::env::current_exe().ok()?;
+            let candidate = exe.parent()?.parent()?.join("site");
+            candidate.is_dir().then(|| candidate.display().to_string())
+        })
+        .unwrap_or_else(|| "target/site".to_owned());
+    LeptosOptions::builder()
+        .output_name("flightdeck")
+        .site_root(site_root)
+        .site_pkg_dir("pkg")
+        .site_addr(listen)
+        .build()
+}
+
+/// The whole router.
+pub fn router(state: AppState) -> Router {
+    let config = state.control.config();
+    let sessions = SessionManagerLayer::new(state.control.store().session_store())
+        .with_name(SESSION_COOKIE)
+        .with_http_only(true)
+        .with_same_site(SameSite::Strict)
+        .with_secure(config.https())
+        .with_path("/")
+        .with_expiry(Expiry::OnInactivity(time::Duration::minutes(i64::from(
+            config.server.session_idle_minutes,
+        ))));
+
+    let backend: app::api::backend::SharedBackend = Arc::new(backend::WebBackend::new(state.control.clone()));
+    let pages = Router::<AppState>::new()
+        .leptos_routes_with_context(
+            &state,
+            generate_route_list(App),
+            move || provide_context(backend.clone()),
+            {
+                let options = state.leptos.clone();
+                move || shell(options.clone())
+            },
+        )
+        .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell));
+
+    Router::new()
+        .route("/auth/login", post(auth::login))
+        .route("/auth/logout", post(auth::logout))
+        .route("/healthz", get(ops::healthz))
+        .route("/readyz", get(ops::readyz))
+        .nest("/api/v1", rest::router())
+        .merge(pages)
+        .layer(from_fn_with_state(state.clone(), guard::pages_need_sign_in))
+        .layer(from_fn_with_state(state.clone(), guard::same_origin_for_changes))
+        .layer(from_fn_with_state(state.clone(), context::identify))
+        .layer(sessions)
+        .layer(CompressionLayer::new())
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(CONTENT_SECURITY_POLICY),
+        ))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::X_FRAME_OPTIONS,
+            HeaderValue::from_static("DENY"),
+        ))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::REFERRER_POLICY,
+            HeaderValue::from_static("same-origin"),
+        ))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        ))
+        .with_state(state)
+}
+
+/// Scripts only from this origin, plus the inline module that Leptos'
+/// hydration script is and the wasm it compiles; nothing may frame the panel.
+const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self' 'unsafe-inline' 'wasm-unsafe-eval'; \
+     style-src 'self'; img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; \
+     base-uri 'self'; form-action 'self'; object-src 'none'";
+
+/// Serves until SIGTERM or Ctrl-C, then finishes the requests in flight.
+pub async fn serve(listener: tokio::net::TcpListener, state: AppState) -> std::io::Result<()> {
+    let store = state.control.store().session_store();
+    tokio::spawn(store.delete_expired_every(std::time::Duration::from_secs(3600)));
+    axum::serve(
+        listener,
+        router(state).into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown_signal())
+    .await
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+    tracing::info!("shutting down: finishing requests in flight");
+}

@@ -1,0 +1,90 @@
+//! `/api/v1`: JSON over the application layer. Errors are
+//! `{"error": {"code": "...", "message": "..."}}`.
+
+use super::{AppState, Caller};
+use crate::control::ControlError;
+use crate::identity::Actor;
+use axum::extract::State;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Extension, Json, Router};
+use http::StatusCode;
+use serde_json::json;
+
+pub(crate) fn router() -> Router<AppState> {
+    Router::new()
+        .route("/me", get(me))
+        .route("/environments", get(environments))
+        .fallback(not_found)
+}
+
+/// An error in the API's shape.
+pub(crate) fn error_response(status: StatusCode, code: &str, message: &str) -> Response {
+    (
+        status,
+        Json(json!({ "error": { "code": code, "message": message } })),
+    )
+        .into_response()
+}
+
+/// A [`ControlError`] as an API response; internal details go to the log only.
+pub(crate) struct ApiError(ControlError);
+
+impl From<ControlError> for ApiError {
+    fn from(e: ControlError) -> Self {
+        ApiError(e)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, code) = match &self.0 {
+            ControlError::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
+            ControlError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
+            ControlError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
+            ControlError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
+            ControlError::Invalid(_) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid"),
+            ControlError::Store(error) => {
+                tracing::error!(%error, "store failure");
+                return error_response(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal",
+                    "something went wrong on the server; the log has the details",
+                );
+            }
+        };
+        error_response(status, code, &self.0.to_string())
+    }
+}
+
+/// The signed-in actor, or an audited 401.
+async fn signed_in(state: &AppState, caller: &Caller, what: &str) -> Result<Actor, ApiError> {
+    match &caller.actor {
+        Some(actor) => Ok(actor.clone()),
+        None => {
+            state
+                .control
+                .record_refusal(None, "request.refused", what, "not signed in", &caller.meta)
+                .await?;
+            Err(ControlError::Unauthorized.into())
+        }
+    }
+}
+
+async fn me(State(state): State<AppState>, Extension(caller): Extension<Caller>) -> Result<Response, ApiError> {
+    let actor = signed_in(&state, &caller, "/api/v1/me").await?;
+    Ok(Json(json!({ "name": actor.name, "role": actor.role })).into_response())
+}
+
+async fn environments(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+) -> Result<Response, ApiError> {
+    let actor = signed_in(&state, &caller, "/api/v1/environments").await?;
+    let overview = state.control.overview(&actor, &caller.meta).await?;
+    Ok(Json(overview.environments).into_response())
+}
+
+async fn not_found() -> Response {
+    error_response(StatusCode::NOT_FOUND, "not_found", "no such endpoint")
+}

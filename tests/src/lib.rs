@@ -1,0 +1,270 @@
+//! Test harness: runs the real `flightdeck` binary on a throw-away store
+//! and talks to it over HTTP, like a person or a script would.
+
+use std::path::{Path, PathBuf};
+use std::process::{Output, Stdio};
+use std::time::Duration;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+/// The binary under test (built by `cargo xtask test`).
+pub fn binary() -> PathBuf {
+    std::env::var_os("FLIGHTDECK_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace().join("target/debug/flightdeck"))
+}
+
+/// The site (the browser bundle) built by cargo-leptos.
+pub fn site_root() -> PathBuf {
+    std::env::var_os("FLIGHTDECK_SITE_ROOT")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace().join("target/site"))
+}
+
+fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_owned()
+}
+
+/// A fresh folder under the system's temporary directory, removed on drop.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new(label: &str) -> TempDir {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos();
+        let dir = std::env::temp_dir().join(format!("fd-{label}-{}-{nanos}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        TempDir(dir)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Two environments, as a team would configure them.
+pub const ENVIRONMENTS: &str = r#"
+[[environment]]
+name = "production"
+branch = "main"
+deploy_workflow = "deploy.yml"
+render_service_id = "srv-prod"
+database_url_env = "FD_TEST_UNSET_DATABASE_URL"
+migration_runner = { kind = "workflow", workflow = "db-rollback.yml" }
+smoke_url_env = "FD_TEST_UNSET_BACKEND_URL"
+
+[[environment]]
+name = "staging"
+branch = "staging"
+deploy_workflow = "deploy.yml"
+render_service_id = "srv-staging"
+database_url_env = "FD_TEST_UNSET_STAGING_DATABASE_URL"
+migration_runner = { kind = "command", command = "uv run alembic downgrade {revision}" }
+smoke_url_env = "FD_TEST_UNSET_STAGING_BACKEND_URL"
+"#;
+
+/// A configured panel: its folder, config file and SQLite store.
+pub struct Setup {
+    pub dir: TempDir,
+    pub config: PathBuf,
+    pub store_url: String,
+}
+
+impl Setup {
+    /// A config with a SQLite store in a new folder; `server` is the
+    /// `[server]` body (listen defaults to a free port).
+    pub fn new(label: &str, server: &str) -> Setup {
+        let dir = TempDir::new(label);
+        let store_url = format!("sqlite://{}", dir.0.join("flightdeck.db").display());
+        Setup::with_store(dir, store_url, server)
+    }
+
+    pub fn with_store(dir: TempDir, store_url: String, server: &str) -> Setup {
+        let config = dir.0.join("flightdeck.toml");
+        let server = if server.contains("listen") {
+            server.to_owned()
+        } else {
+            format!("listen = \"127.0.0.1:0\"\n{server}")
+        };
+        let text = format!("[server]\n{server}\n\n[store]\nurl = \"{store_url}\"\n{ENVIRONMENTS}");
+        std::fs::write(&config, text).unwrap();
+        Setup { dir, config, store_url }
+    }
+
+    /// Runs `flightdeck --config <this> ARGS`, feeding `stdin`.
+    pub async fn cli(&self, args: &[&str], stdin: Option<&str>) -> Output {
+        cli_with_config(&self.config, args, stdin).await
+    }
+
+    /// Creates an account with a password and returns the password.
+    pub async fn add_user(&self, name: &str, role: &str) -> String {
+        let password = format!("{name}-password-long-enough");
+        let out = self
+            .cli(&["user", "add", name, "--role", role], Some(&password))
+            .await;
+        assert!(out.status.success(), "user add failed: {}", String::from_utf8_lossy(&out.stderr));
+        password
+    }
+
+    /// Starts `flightdeck serve` and waits until it answers.
+    pub async fn serve(&self) -> Panel {
+        Panel::start(&self.config).await
+    }
+
+    /// The audit trail as `action outcome` lines, oldest first.
+    pub async fn audit(&self) -> Vec<AuditRow> {
+        let pool = sqlx::AnyPool::connect(&self.store_url).await;
+        let rows = match pool {
+            Ok(pool) => sqlx::query_as::<_, AuditRow>(
+                "SELECT seq, action, outcome, actor_name, target, error FROM audit_events ORDER BY seq",
+            )
+            .fetch_all(&pool)
+            .await
+            .unwrap(),
+            Err(e) => panic!("cannot open the store: {e}"),
+        };
+        rows
+    }
+}
+
+/// One audit row, as the tests look at it.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct AuditRow {
+    pub seq: i64,
+    pub action: String,
+    pub outcome: String,
+    pub actor_name: String,
+    pub target: Option<String>,
+    pub error: Option<String>,
+}
+
+/// Runs the binary with a config file.
+pub async fn cli_with_config(config: &Path, args: &[&str], stdin: Option<&str>) -> Output {
+    let mut full = vec!["--config", config.to_str().unwrap()];
+    full.extend_from_slice(args);
+    run_binary(&full, stdin, &[]).await
+}
+
+/// Runs the binary with `args`, `stdin` and extra environment variables.
+pub async fn run_binary(args: &[&str], stdin: Option<&str>, env: &[(&str, &str)]) -> Output {
+    use tokio::io::AsyncWriteExt;
+    let mut cmd = Command::new(binary());
+    cmd.args(args)
+        .envs(env.iter().copied())
+        .env_remove("FLIGHTDECK_CONFIG")
+        .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run {}: {e} (build it with `cargo xtask test`)", binary().display()));
+    if let Some(text) = stdin {
+        let mut pipe = child.stdin.take().unwrap();
+        pipe.write_all(text.as_bytes()).await.unwrap();
+        drop(pipe);
+    }
+    tokio::time::timeout(Duration::from_secs(60), child.wait_with_output())
+        .await
+        .expect("the command finishes within a minute")
+        .unwrap()
+}
+
+/// A running panel; killed when dropped.
+pub struct Panel {
+    child: Child,
+    pub url: String,
+}
+
+impl Panel {
+    /// Starts `flightdeck serve` and reads the URL it prints.
+    pub async fn start(config: &Path) -> Panel {
+        let mut child = Command::new(binary())
+            .args(["--config", config.to_str().unwrap(), "serve"])
+            .env_remove("FLIGHTDECK_CONFIG")
+            .env("FLIGHTDECK_SITE_ROOT", site_root())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot run {}: {e}", binary().display()));
+        let stdout = child.stdout.take().unwrap();
+        let mut lines = BufReader::new(stdout).lines();
+        let url = tokio::time::timeout(Duration::from_secs(30), async {
+            while let Some(line) = lines.next_line().await.unwrap() {
+                if let Some(url) = line.strip_prefix("panel ") {
+                    return url.trim().to_owned();
+                }
+            }
+            panic!("the panel exited before it printed its URL");
+        })
+        .await
+        .expect("the panel starts within 30 seconds");
+        // Keep draining stdout so the panel never blocks on a full pipe.
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        Panel { child, url }
+    }
+
+    pub fn at(&self, path: &str) -> String {
+        format!("{}{path}", self.url)
+    }
+
+    /// Sends SIGTERM and waits for the process to end.
+    pub async fn stop(mut self) -> std::process::ExitStatus {
+        if let Some(pid) = self.child.id() {
+            let _ = std::process::Command::new("kill").args(["-TERM", &pid.to_string()]).status();
+        }
+        tokio::time::timeout(Duration::from_secs(20), self.child.wait())
+            .await
+            .expect("the panel stops within 20 seconds of SIGTERM")
+            .unwrap()
+    }
+}
+
+/// An HTTP client that follows no redirects and keeps no cookies, so tests
+/// see every status and every Set-Cookie.
+pub fn http() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
+/// The `name=value` of the session cookie in a response, if it sets one.
+pub fn session_cookie(response: &reqwest::Response) -> Option<String> {
+    set_cookie_line(response).map(|line| line.split(';').next().unwrap().trim().to_owned())
+}
+
+/// The whole Set-Cookie line of the session cookie.
+pub fn set_cookie_line(response: &reqwest::Response) -> Option<String> {
+    response
+        .headers()
+        .get_all(reqwest::header::SET_COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with("flightdeck_session="))
+        .map(str::to_owned)
+}
+
+/// Signs in through the form and returns the response (a redirect).
+pub async fn sign_in(panel: &Panel, name: &str, password: &str) -> reqwest::Response {
+    http()
+        .post(panel.at("/auth/login"))
+        .header("Origin", &panel.url)
+        .form(&[("name", name), ("password", password), ("next", "/")])
+        .send()
+        .await
+        .unwrap()
+}
+
+/// Signs in and returns the session cookie.
+pub async fn session_for(panel: &Panel, name: &str, password: &str) -> String {
+    let response = sign_in(panel, name, password).await;
+    assert_eq!(response.status(), 303);
+    assert_eq!(response.headers()["location"], "/");
+    session_cookie(&response).expect("a signed-in response sets the session cookie")
+}

@@ -1,0 +1,156 @@
+//! `cargo xtask run` and `cargo xtask test`: install what is missing, build, run.
+//!
+//! Standard library only, so it builds in seconds on a fresh machine.
+
+use std::env;
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+
+const CARGO_LEPTOS: &str = "0.3.10";
+const WASM_BINDGEN: &str = "0.2.130";
+const BINARYEN: &str = "132.0.0";
+
+fn main() -> ExitCode {
+    let args: Vec<String> = env::args().skip(1).collect();
+    let result = match args.first().map(String::as_str) {
+        Some("run") => run(&args[1..]),
+        Some("test") => test(&args[1..]),
+        Some("tools") => tools(false),
+        _ => {
+            eprintln!(
+                "usage: cargo xtask run [-- sandbox options]   build the release panel and start `flightdeck sandbox`\n       \
+                 cargo xtask test                          run every test (unit, both stores, HTTP, CLI, browser)\n       \
+                 cargo xtask tools                         only install the build tools"
+            );
+            return ExitCode::from(2);
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("xtask: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask sits in the workspace")
+        .to_owned()
+}
+
+fn target_dir() -> PathBuf {
+    env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join("target"))
+}
+
+/// Where tools installed from npm live, outside the checkout so a fresh
+/// clone does not install them again.
+fn tools_dir() -> PathBuf {
+    let home = env::var_os("HOME").map(PathBuf::from).unwrap_or_else(env::temp_dir);
+    home.join(".local/share/flightdeck-tools")
+}
+
+/// PATH with the npm tools first, so a registry `wasm-opt` wins over
+/// Debian's (version 108 builds a bundle that never hydrates).
+fn path_with_tools() -> OsString {
+    let mut paths = vec![tools_dir().join("node_modules/.bin")];
+    if let Some(home) = env::var_os("HOME") {
+        paths.push(PathBuf::from(home).join(".cargo/bin"));
+    }
+    paths.extend(env::split_paths(&env::var_os("PATH").unwrap_or_default()));
+    env::join_paths(paths).expect("PATH entries contain no separator")
+}
+
+fn command(program: &str) -> Command {
+    let mut cmd = Command::new(program);
+    cmd.env("PATH", path_with_tools()).current_dir(root());
+    cmd
+}
+
+fn status(cmd: &mut Command) -> Result<(), String> {
+    eprintln!("xtask: running {cmd:?}");
+    let status = cmd.status().map_err(|e| format!("cannot start {cmd:?}: {e}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("{cmd:?} failed with {status}"))
+    }
+}
+
+fn output_of(program: &str, args: &[&str]) -> Option<String> {
+    let out = command(program).args(args).output().ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// Installs what is missing: the wasm target, cargo-leptos, wasm-bindgen,
+/// wasm-opt and, for the browser tests, Chromium and ChromeDriver.
+fn tools(browser: bool) -> Result<(), String> {
+    let targets = output_of("rustup", &["target", "list", "--installed"]).unwrap_or_default();
+    if !targets.lines().any(|t| t.trim() == "wasm32-unknown-unknown") {
+        status(command("rustup").args(["target", "add", "wasm32-unknown-unknown"]))?;
+    }
+    let leptos = output_of("cargo", &["leptos", "--version"]).unwrap_or_default();
+    if !leptos.contains(CARGO_LEPTOS) {
+        eprintln!("xtask: installing cargo-leptos {CARGO_LEPTOS} (about 10 minutes on 2 cores)");
+        status(command("cargo").args(["install", "cargo-leptos", "--locked", "--version", CARGO_LEPTOS]))?;
+    }
+    let bindgen = output_of("wasm-bindgen", &["--version"]).unwrap_or_default();
+    if !bindgen.contains(WASM_BINDGEN) {
+        // Without --locked: its lock file names a crate version the registry lacks.
+        status(command("cargo").args(["install", "wasm-bindgen-cli", "--version", WASM_BINDGEN]))?;
+    }
+    let opt = output_of("wasm-opt", &["--version"]).unwrap_or_default();
+    if !opt.contains(&format!("version {}", BINARYEN.split('.').next().unwrap_or("132"))) {
+        let dir = tools_dir();
+        std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+        status(
+            command("npm")
+                .args(["install", "--no-audit", "--no-fund", "--prefix"])
+                .arg(&dir)
+                .arg(format!("binaryen@{BINARYEN}")),
+        )?;
+    }
+    if browser && (output_of("chromium", &["--version"]).is_none() || output_of("chromedriver", &["--version"]).is_none()) {
+        eprintln!("xtask: installing Debian's chromium and chromium-driver for the browser tests");
+        status(command("apt-get").args(["update", "-qq"]))
+            .and_then(|()| status(command("apt-get").args(["install", "-y", "-qq", "chromium", "chromium-driver"])))
+            .map_err(|e| format!("{e}\n  the browser tests need Chromium: run `apt-get install chromium chromium-driver` as root"))?;
+    }
+    Ok(())
+}
+
+/// Builds the release panel (server and wasm-optimised bundle) and starts the sandbox.
+fn run(extra: &[String]) -> Result<(), String> {
+    tools(false)?;
+    status(command("cargo").args(["leptos", "build", "--release"]))?;
+    let binary = target_dir().join("release/flightdeck");
+    let mut cmd = command(binary.to_str().ok_or("the target path is not UTF-8")?);
+    cmd.env("FLIGHTDECK_SITE_ROOT", target_dir().join("site"))
+        .arg("sandbox")
+        .args(extra.iter().filter(|a| *a != "--"));
+    status(&mut cmd)
+}
+
+/// Builds the panel and its bundle as the browser tests need them, then runs every test.
+fn test(extra: &[String]) -> Result<(), String> {
+    tools(true)?;
+    // cargo-leptos dev builds use this cfg; the same flag lets `cargo test`
+    // reuse that build instead of compiling every crate twice.
+    let rustflags = "--cfg erase_components";
+    status(command("cargo").args(["leptos", "build"]).env("RUSTFLAGS", rustflags))?;
+    status(
+        command("cargo")
+            .args(["test", "--workspace", "--no-fail-fast"])
+            .args(extra.iter().filter(|a| *a != "--"))
+            .env("RUSTFLAGS", rustflags)
+            .env("FLIGHTDECK_SITE_ROOT", target_dir().join("site"))
+            .env("FLIGHTDECK_BIN", target_dir().join("debug/flightdeck")),
+    )
+}
