@@ -117,16 +117,16 @@ impl Setup {
 
     /// The audit trail as `action outcome` lines, oldest first.
     pub async fn audit(&self) -> Vec<AuditRow> {
-        let pool = sqlx::AnyPool::connect(&self.store_url).await;
-        let rows = match pool {
-            Ok(pool) => sqlx::query_as::<_, AuditRow>(
-                "SELECT seq, action, outcome, actor_name, target, error FROM audit_events ORDER BY seq",
-            )
-            .fetch_all(&pool)
+        let pool = sqlx::SqlitePool::connect(&self.store_url)
             .await
-            .unwrap(),
-            Err(e) => panic!("cannot open the store: {e}"),
-        };
+            .expect("the test store is a SQLite file");
+        let rows = sqlx::query_as::<_, AuditRow>(
+            "SELECT seq, action, outcome, actor_name, target, error FROM audit_events ORDER BY seq",
+        )
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+        pool.close().await;
         rows
     }
 }

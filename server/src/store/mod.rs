@@ -240,4 +240,4 @@ pub fn now_text() -> String {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
