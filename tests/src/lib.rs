@@ -9,16 +9,21 @@ use tokio::process::{Child, Command};
 
 /// The binary under test (built by `cargo xtask test`).
 pub fn binary() -> PathBuf {
-    std::env::var_os("FLIGHTDECK_BIN")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| workspace().join("target/debug/flightdeck"))
+    from_env_or("FLIGHTDECK_BIN", "target/debug/flightdeck")
 }
 
 /// The site (the browser bundle) built by cargo-leptos.
 pub fn site_root() -> PathBuf {
-    std::env::var_os("FLIGHTDECK_SITE_ROOT")
+    from_env_or("FLIGHTDECK_SITE_ROOT", "target/site")
+}
+
+/// A path from `var`, else `default`; relative paths are taken from the
+/// workspace root, because cargo runs each test in its package's folder.
+fn from_env_or(var: &str, default: &str) -> PathBuf {
+    let path = std::env::var_os(var)
         .map(PathBuf::from)
-        .unwrap_or_else(|| workspace().join("target/site"))
+        .unwrap_or_else(|| PathBuf::from(default));
+    if path.is_absolute() { path } else { workspace().join(path) }
 }
 
 fn workspace() -> PathBuf {

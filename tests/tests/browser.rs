@@ -83,12 +83,21 @@ async fn sign_in(browser: &Client, panel: &Panel, name: &str, password: &str) {
 }
 
 async fn wait_for_hydration(browser: &Client) {
-    browser
+    let hydrated = browser
         .wait()
         .at_most(Duration::from_secs(30))
         .for_element(Locator::Css("body[data-hydrated=true]"))
-        .await
-        .expect("the page hydrates");
+        .await;
+    if hydrated.is_err() {
+        let state = browser
+            .execute(
+                "return location.href + ' resources: ' + performance.getEntriesByType('resource')
+                    .map(e => e.name + ' ' + e.responseStatus).join(', ')",
+                vec![],
+            )
+            .await;
+        panic!("the page did not hydrate: {state:?}");
+    }
 }
 
 async fn is_shown(browser: &Client, css: &str) -> bool {
@@ -146,7 +155,6 @@ async fn a_viewer_sees_no_admin_link_and_gets_403_from_an_admin_server_function(
     let panel = setup.serve().await;
     let driver = Driver::start().await;
     let browser = driver.browser().await;
-
     sign_in(&browser, &panel, "val", &password).await;
     wait_for_hydration(&browser).await;
     let admin_links = browser.find_all(Locator::Css("#nav-admin")).await.unwrap();

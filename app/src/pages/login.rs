@@ -23,7 +23,7 @@ pub fn LoginPage() -> impl IntoView {
                     </p>
                 </Show>
                 <form method="post" action="/auth/login" id="login-form">
-                    <input type="hidden" name="next" prop:value=next/>
+                    <input type="hidden" name="next" value=next/>
                     <label>"Name" <input type="text" name="name" id="name" autocomplete="username" required/></label>
                     <label>
                         "Password"
