@@ -39,8 +39,8 @@ pub mod backend {
         use leptos::prelude::use_context;
         let backend = use_context::<SharedBackend>()
             .ok_or_else(|| AppError::Internal("no-backend".into()))?;
-        let parts = use_context::<Parts>()
-            .ok_or_else(|| AppError::Internal("no-request".into()))?;
+        let parts =
+            use_context::<Parts>().ok_or_else(|| AppError::Internal("no-request".into()))?;
         let result = call(backend, parts).await;
         if let Err(error) = &result
             && let Some(response) = use_context::<leptos_axum::ResponseOptions>()

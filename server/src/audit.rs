@@ -269,10 +269,12 @@ pub fn redact(value: Value) -> Value {
 }
 
 pub(crate) fn hex(bytes: &[u8]) -> String {
-    bytes.iter().fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
-        let _ = write!(s, "{b:02x}");
-        s
-    })
+    bytes
+        .iter()
+        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
+            let _ = write!(s, "{b:02x}");
+            s
+        })
 }
 
 /// What is wrong at the first bad position of a trail.
@@ -368,9 +370,20 @@ mod tests {
         let mut prev = GENESIS_HASH.to_owned();
         (1..=n)
             .map(|seq| {
-                let new = NewEvent::new(actor.clone(), "lock.set", Outcome::Succeeded, &RequestMeta::default())
-                    .params(serde_json::json!({"reason": format!("r{seq}")}));
-                let event = AuditEvent::seal(&new, seq, format!("id{seq}"), format!("2026-01-01T00:00:{seq:02}Z"), prev.clone());
+                let new = NewEvent::new(
+                    actor.clone(),
+                    "lock.set",
+                    Outcome::Succeeded,
+                    &RequestMeta::default(),
+                )
+                .params(serde_json::json!({"reason": format!("r{seq}")}));
+                let event = AuditEvent::seal(
+                    &new,
+                    seq,
+                    format!("id{seq}"),
+                    format!("2026-01-01T00:00:{seq:02}Z"),
+                    prev.clone(),
+                );
                 prev = event.hash.clone();
                 event
             })
@@ -397,20 +410,38 @@ mod tests {
     fn an_edited_row_is_named() {
         let mut events = chain(5);
         events[2].target = Some("edited".into());
-        assert_eq!(verify(&events, 5), Verdict::Broken { seq: 3, fault: ChainFault::HashMismatch });
+        assert_eq!(
+            verify(&events, 5),
+            Verdict::Broken {
+                seq: 3,
+                fault: ChainFault::HashMismatch
+            }
+        );
     }
 
     #[test]
     fn a_deleted_row_is_named() {
         let mut events = chain(5);
         events.remove(3);
-        assert_eq!(verify(&events, 5), Verdict::Broken { seq: 4, fault: ChainFault::Gap { found: 5 } });
+        assert_eq!(
+            verify(&events, 5),
+            Verdict::Broken {
+                seq: 4,
+                fault: ChainFault::Gap { found: 5 }
+            }
+        );
     }
 
     #[test]
     fn a_deleted_last_row_is_found_through_the_head() {
         let events = chain(5);
-        assert_eq!(verify(&events[..4], 5), Verdict::Broken { seq: 5, fault: ChainFault::Gap { found: 5 } });
+        assert_eq!(
+            verify(&events[..4], 5),
+            Verdict::Broken {
+                seq: 5,
+                fault: ChainFault::Gap { found: 5 }
+            }
+        );
     }
 
     #[test]
@@ -420,7 +451,13 @@ mod tests {
         let (a, b) = (events[1].clone(), events[4].clone());
         events[1] = AuditEvent { seq: 2, ..b };
         events[4] = AuditEvent { seq: 5, ..a };
-        assert_eq!(verify(&events, 6), Verdict::Broken { seq: 2, fault: ChainFault::HashMismatch });
+        assert_eq!(
+            verify(&events, 6),
+            Verdict::Broken {
+                seq: 2,
+                fault: ChainFault::HashMismatch
+            }
+        );
     }
 
     #[test]
@@ -428,18 +465,31 @@ mod tests {
         let mut events = chain(4);
         events[1].target = Some("edited".into());
         events[1].hash = events[1].computed_hash();
-        assert_eq!(verify(&events, 4), Verdict::Broken { seq: 3, fault: ChainFault::BrokenLink });
+        assert_eq!(
+            verify(&events, 4),
+            Verdict::Broken {
+                seq: 3,
+                fault: ChainFault::BrokenLink
+            }
+        );
     }
 
     #[test]
     fn canonical_json_sorts_keys_at_every_depth() {
         let v = serde_json::json!({"b": 1, "a": {"d": [1, {"z": 0, "y": null}], "c": "x"}});
-        assert_eq!(canonical_json(&v), r#"{"a":{"c":"x","d":[1,{"y":null,"z":0}]},"b":1}"#);
+        assert_eq!(
+            canonical_json(&v),
+            r#"{"a":{"c":"x","d":[1,{"y":null,"z":0}]},"b":1}"#
+        );
     }
 
     #[test]
     fn secret_looking_params_are_redacted_at_any_depth() {
-        let v = redact(serde_json::json!({"name": "ada", "password": "p", "nested": {"api_key": "k"}}));
-        assert_eq!(v, serde_json::json!({"name": "ada", "password": "[redacted]", "nested": {"api_key": "[redacted]"}}));
+        let v =
+            redact(serde_json::json!({"name": "ada", "password": "p", "nested": {"api_key": "k"}}));
+        assert_eq!(
+            v,
+            serde_json::json!({"name": "ada", "password": "[redacted]", "nested": {"api_key": "[redacted]"}})
+        );
     }
 }

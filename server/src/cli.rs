@@ -16,7 +16,11 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 #[derive(Debug, Parser)]
-#[command(name = "flightdeck", version, about = "Release and rollback control panel")]
+#[command(
+    name = "flightdeck",
+    version,
+    about = "Release and rollback control panel"
+)]
 struct Cli {
     /// The configuration file (TOML). Without one, the embedded defaults apply.
     #[arg(long, global = true, env = "FLIGHTDECK_CONFIG")]
@@ -102,7 +106,10 @@ impl From<std::io::Error> for CliError {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.log_format);
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("flightdeck: cannot start the runtime: {e}");
@@ -170,7 +177,9 @@ async fn run(cli: Cli) -> Result<(), CliError> {
         }
         Command::User(UserCommand::Add { name, role }) => {
             let password = read_password_from_stdin()?;
-            let (user, generated) = control.add_user(&operator, &meta, &name, role, password).await?;
+            let (user, generated) = control
+                .add_user(&operator, &meta, &name, role, password)
+                .await?;
             println!("added {} ({})", user.name, user.role);
             if let Some(password) = generated {
                 println!("password: {password}");
@@ -190,11 +199,20 @@ async fn run(cli: Cli) -> Result<(), CliError> {
             }
             Verdict::Broken { seq, fault } => {
                 let what = match fault {
-                    ChainFault::HashMismatch => "its content does not match its hash (edited)".to_owned(),
-                    ChainFault::BrokenLink => "it does not follow the previous event's hash (reordered or rewritten)".to_owned(),
-                    ChainFault::Gap { found } => format!("it is missing (found {found} in its place: deleted or reordered)"),
+                    ChainFault::HashMismatch => {
+                        "its content does not match its hash (edited)".to_owned()
+                    }
+                    ChainFault::BrokenLink => {
+                        "it does not follow the previous event's hash (reordered or rewritten)"
+                            .to_owned()
+                    }
+                    ChainFault::Gap { found } => {
+                        format!("it is missing (found {found} in its place: deleted or reordered)")
+                    }
                 };
-                Err(CliError::Action(format!("audit trail broken at seq {seq}: {what}")))
+                Err(CliError::Action(format!(
+                    "audit trail broken at seq {seq}: {what}"
+                )))
             }
         },
     }

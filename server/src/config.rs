@@ -168,7 +168,10 @@ pub enum MigrationRunner {
     /// Dispatch a GitHub Actions workflow with the target revision as input.
     Workflow { workflow: String },
     /// Run a command (`{revision}` is replaced) in a directory.
-    Command { command: String, dir: Option<PathBuf> },
+    Command {
+        command: String,
+        dir: Option<PathBuf>,
+    },
 }
 
 /// Actions that need a second lead's approval.
@@ -264,8 +267,8 @@ impl Config {
     }
 
     fn from_tree(tree: toml::Table) -> Result<Config, ConfigError> {
-        let config: Config = serde_path_to_error::deserialize(toml::Value::Table(tree))
-            .map_err(|e| {
+        let config: Config =
+            serde_path_to_error::deserialize(toml::Value::Table(tree)).map_err(|e| {
                 let path = e.path().to_string();
                 let message = e.inner().to_string();
                 ConfigError::invalid(key_of(&path, &message), first_line(&message))
@@ -553,7 +556,10 @@ smoke_url_env = "BACKEND_URL"
 
     #[test]
     fn an_unknown_key_is_named_with_its_section() {
-        assert_eq!(key_of_error("[server]\nlisten_on = \"x\"\n"), "server.listen_on");
+        assert_eq!(
+            key_of_error("[server]\nlisten_on = \"x\"\n"),
+            "server.listen_on"
+        );
         assert_eq!(key_of_error("[servr]\n"), "servr");
     }
 
@@ -563,7 +569,10 @@ smoke_url_env = "BACKEND_URL"
             key_of_error("[server]\nsession_idle_minutes = \"soon\"\n"),
             "server.session_idle_minutes"
         );
-        assert_eq!(key_of_error("[server]\nlisten = \"nowhere\"\n"), "server.listen");
+        assert_eq!(
+            key_of_error("[server]\nlisten = \"nowhere\"\n"),
+            "server.listen"
+        );
     }
 
     #[test]
@@ -597,9 +606,18 @@ smoke_url_env = "BACKEND_URL"
     #[test]
     fn environment_variables_override_keys_with_the_right_type() {
         let vars = [
-            ("FLIGHTDECK_SERVER__LISTEN".to_owned(), "0.0.0.0:8080".to_owned()),
-            ("FLIGHTDECK_SERVER__SESSION_IDLE_MINUTES".to_owned(), "15".to_owned()),
-            ("FLIGHTDECK_STORE__URL".to_owned(), "sqlite://other.db".to_owned()),
+            (
+                "FLIGHTDECK_SERVER__LISTEN".to_owned(),
+                "0.0.0.0:8080".to_owned(),
+            ),
+            (
+                "FLIGHTDECK_SERVER__SESSION_IDLE_MINUTES".to_owned(),
+                "15".to_owned(),
+            ),
+            (
+                "FLIGHTDECK_STORE__URL".to_owned(),
+                "sqlite://other.db".to_owned(),
+            ),
             ("FLIGHTDECK_CONFIG".to_owned(), "ignored.toml".to_owned()),
             ("UNRELATED".to_owned(), "x".to_owned()),
         ];

@@ -58,7 +58,10 @@ impl ControlPlane {
         if actor.role.allows(required) {
             return Ok(());
         }
-        let reason = format!("{action} needs the {required} role; {} is {}", actor.name, actor.role);
+        let reason = format!(
+            "{action} needs the {required} role; {} is {}",
+            actor.name, actor.role
+        );
         self.store
             .append_audit(
                 &NewEvent::new(actor.record(), action, Outcome::Denied, meta).error(reason.clone()),
@@ -80,7 +83,9 @@ impl ControlPlane {
         reason: &str,
         meta: &RequestMeta,
     ) -> Result<(), ControlError> {
-        let record = actor.map(Actor::record).unwrap_or_else(|| identity::anonymous(None));
+        let record = actor
+            .map(Actor::record)
+            .unwrap_or_else(|| identity::anonymous(None));
         self.store
             .append_audit(
                 &NewEvent::new(record, action, Outcome::Denied, meta)
@@ -143,7 +148,12 @@ impl ControlPlane {
     /// Audits a sign-out; the caller ends the session.
     pub async fn sign_out(&self, actor: &Actor, meta: &RequestMeta) -> Result<(), ControlError> {
         self.store
-            .append_audit(&NewEvent::new(actor.record(), "auth.logout", Outcome::Succeeded, meta))
+            .append_audit(&NewEvent::new(
+                actor.record(),
+                "auth.logout",
+                Outcome::Succeeded,
+                meta,
+            ))
             .await?;
         Ok(())
     }
@@ -209,20 +219,30 @@ impl ControlPlane {
         meta: &RequestMeta,
         name: &str,
     ) -> Result<(), ControlError> {
-        self.require(actor, Role::Admin, "user.disable", meta).await?;
+        self.require(actor, Role::Admin, "user.disable", meta)
+            .await?;
         if actor.name == name && actor.kind == crate::audit::ActorKind::User {
-            return Err(ControlError::Invalid("you cannot disable your own account".into()));
+            return Err(ControlError::Invalid(
+                "you cannot disable your own account".into(),
+            ));
         }
         let event =
             NewEvent::new(actor.record(), "user.disable", Outcome::Succeeded, meta).target(name);
-        self.store.disable_user(name, &event).await.map_err(|e| match e {
-            StoreError::NotFound => ControlError::NotFound(format!("the account `{name}`")),
-            other => other.into(),
-        })
+        self.store
+            .disable_user(name, &event)
+            .await
+            .map_err(|e| match e {
+                StoreError::NotFound => ControlError::NotFound(format!("the account `{name}`")),
+                other => other.into(),
+            })
     }
 
     /// The admin page's data (admin).
-    pub async fn admin_view(&self, actor: &Actor, meta: &RequestMeta) -> Result<AdminView, ControlError> {
+    pub async fn admin_view(
+        &self,
+        actor: &Actor,
+        meta: &RequestMeta,
+    ) -> Result<AdminView, ControlError> {
         self.require(actor, Role::Admin, "admin.view", meta).await?;
         let accounts = self
             .store
@@ -243,8 +263,13 @@ impl ControlPlane {
     }
 
     /// The overview (any signed-in role).
-    pub async fn overview(&self, actor: &Actor, meta: &RequestMeta) -> Result<Overview, ControlError> {
-        self.require(actor, Role::Viewer, "overview.view", meta).await?;
+    pub async fn overview(
+        &self,
+        actor: &Actor,
+        meta: &RequestMeta,
+    ) -> Result<Overview, ControlError> {
+        self.require(actor, Role::Viewer, "overview.view", meta)
+            .await?;
         Ok(Overview {
             viewer: viewer_of(actor),
             environments: self.environment_summaries(),
@@ -313,7 +338,10 @@ mod tests {
         assert!(plane.store().user_by_name("eve").await.unwrap().is_none());
         let trail = plane.store().audit_page(0, 10).await.unwrap();
         let last = trail.last().unwrap();
-        assert_eq!((last.action.as_str(), last.outcome.as_str()), ("user.add", "denied"));
+        assert_eq!(
+            (last.action.as_str(), last.outcome.as_str()),
+            ("user.add", "denied")
+        );
         assert_eq!(last.actor_name, "val");
         t.drop_all().await;
     }
@@ -323,10 +351,21 @@ mod tests {
         let (plane, t) = plane().await;
         let admin = Actor::system("cli");
         plane
-            .add_user(&admin, &meta(), "ada", Role::Lead, Some("a long enough password".into()))
+            .add_user(
+                &admin,
+                &meta(),
+                "ada",
+                Role::Lead,
+                Some("a long enough password".into()),
+            )
             .await
             .unwrap();
-        assert!(plane.sign_in("ada", "a long enough password", &meta()).await.is_ok());
+        assert!(
+            plane
+                .sign_in("ada", "a long enough password", &meta())
+                .await
+                .is_ok()
+        );
         assert!(matches!(
             plane.sign_in("ada", "wrong", &meta()).await,
             Err(ControlError::Unauthorized)
@@ -337,7 +376,9 @@ mod tests {
         ));
         plane.disable_user(&admin, &meta(), "ada").await.unwrap();
         assert!(matches!(
-            plane.sign_in("ada", "a long enough password", &meta()).await,
+            plane
+                .sign_in("ada", "a long enough password", &meta())
+                .await,
             Err(ControlError::Unauthorized)
         ));
         let outcomes: Vec<_> = plane
@@ -366,7 +407,10 @@ mod tests {
     async fn a_disabled_account_no_longer_resolves_to_an_actor() {
         let (plane, t) = plane().await;
         let admin = Actor::system("cli");
-        let (user, _) = plane.add_user(&admin, &meta(), "ada", Role::Viewer, None).await.unwrap();
+        let (user, _) = plane
+            .add_user(&admin, &meta(), "ada", Role::Viewer, None)
+            .await
+            .unwrap();
         assert!(plane.session_actor(user.id).await.unwrap().is_some());
         plane.disable_user(&admin, &meta(), "ada").await.unwrap();
         assert!(plane.session_actor(user.id).await.unwrap().is_none());
@@ -377,9 +421,13 @@ mod tests {
     async fn a_short_password_and_a_bad_name_are_refused_before_anything_is_stored() {
         let (plane, t) = plane().await;
         let admin = Actor::system("cli");
-        let short = plane.add_user(&admin, &meta(), "ada", Role::Viewer, Some("short".into())).await;
+        let short = plane
+            .add_user(&admin, &meta(), "ada", Role::Viewer, Some("short".into()))
+            .await;
         assert!(matches!(short, Err(ControlError::Invalid(_))));
-        let bad = plane.add_user(&admin, &meta(), "a b", Role::Viewer, None).await;
+        let bad = plane
+            .add_user(&admin, &meta(), "a b", Role::Viewer, None)
+            .await;
         assert!(matches!(bad, Err(ControlError::Invalid(_))));
         assert!(plane.store().list_users().await.unwrap().is_empty());
         t.drop_all().await;

@@ -2,9 +2,9 @@
 
 use crate::audit::{ActorKind, ActorRecord};
 use app::model::Role;
+use argon2::Argon2;
 use argon2::password_hash::rand_core::{OsRng, RngCore};
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
-use argon2::Argon2;
 
 /// An account as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -121,8 +121,7 @@ pub async fn verify_password(hash: String, password: String) -> bool {
 
 /// A hash of a password nobody has, verified against when the account does
 /// not exist so that a wrong name takes as long as a wrong password.
-pub const DUMMY_HASH: &str =
-    "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$2x5mYV2b5E7b1N4C8r4kN2Q1xk7oTq0cR8m3vQyLZ1A";
+pub const DUMMY_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$2x5mYV2b5E7b1N4C8r4kN2Q1xk7oTq0cR8m3vQyLZ1A";
 
 /// A random string of `len` characters from an unambiguous alphabet.
 pub fn random_secret(len: usize) -> String {

@@ -77,9 +77,9 @@ smoke_path = "/health"
 
 /// Creates the throw-away store and configuration, an admin account, and serves.
 pub async fn run(args: SandboxArgs) -> Result<(), CliError> {
-    let dir = args
-        .dir
-        .unwrap_or_else(|| std::env::temp_dir().join(format!("flightdeck-sandbox-{}", &random_id()[..8])));
+    let dir = args.dir.unwrap_or_else(|| {
+        std::env::temp_dir().join(format!("flightdeck-sandbox-{}", &random_id()[..8]))
+    });
     std::fs::create_dir_all(&dir)?;
     // Bind first so port 0 resolves to the real port before the config is written.
     let listener = std::net::TcpListener::bind(args.listen)
@@ -100,13 +100,22 @@ pub async fn run(args: SandboxArgs) -> Result<(), CliError> {
     let control = ControlPlane::new(store, config);
     let name = "admin";
     let password = match control
-        .add_user(&Actor::system("sandbox"), &RequestMeta::default(), name, Role::Admin, None)
+        .add_user(
+            &Actor::system("sandbox"),
+            &RequestMeta::default(),
+            name,
+            Role::Admin,
+            None,
+        )
         .await
     {
         Ok((_, Some(password))) => format!("{name} / {password}"),
         Ok((_, None)) => unreachable!("no password was given, so one was generated"),
         Err(crate::control::ControlError::Conflict(_)) => {
-            format!("{name} / (the password printed when {} was first used)", dir.display())
+            format!(
+                "{name} / (the password printed when {} was first used)",
+                dir.display()
+            )
         }
         Err(e) => return Err(e.into()),
     };

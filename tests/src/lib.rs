@@ -23,11 +23,18 @@ fn from_env_or(var: &str, default: &str) -> PathBuf {
     let path = std::env::var_os(var)
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(default));
-    if path.is_absolute() { path } else { workspace().join(path) }
+    if path.is_absolute() {
+        path
+    } else {
+        workspace().join(path)
+    }
 }
 
 fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_owned()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_owned()
 }
 
 /// A fresh folder under the system's temporary directory, removed on drop.
@@ -97,7 +104,11 @@ impl Setup {
         };
         let text = format!("[server]\n{server}\n\n[store]\nurl = \"{store_url}\"\n{ENVIRONMENTS}");
         std::fs::write(&config, text).unwrap();
-        Setup { dir, config, store_url }
+        Setup {
+            dir,
+            config,
+            store_url,
+        }
     }
 
     /// Runs `flightdeck --config <this> ARGS`, feeding `stdin`.
@@ -111,7 +122,11 @@ impl Setup {
         let out = self
             .cli(&["user", "add", name, "--role", role], Some(&password))
             .await;
-        assert!(out.status.success(), "user add failed: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "user add failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         password
     }
 
@@ -161,12 +176,19 @@ pub async fn run_binary(args: &[&str], stdin: Option<&str>, env: &[(&str, &str)]
     cmd.args(args)
         .envs(env.iter().copied())
         .env_remove("FLIGHTDECK_CONFIG")
-        .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
-    let mut child = cmd
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot run {}: {e} (build it with `cargo xtask test`)", binary().display()));
+    let mut child = cmd.spawn().unwrap_or_else(|e| {
+        panic!(
+            "cannot run {}: {e} (build it with `cargo xtask test`)",
+            binary().display()
+        )
+    });
     if let Some(text) = stdin {
         let mut pipe = child.stdin.take().unwrap();
         pipe.write_all(text.as_bytes()).await.unwrap();
@@ -221,7 +243,9 @@ impl Panel {
     /// Sends SIGTERM and waits for the process to end.
     pub async fn stop(mut self) -> std::process::ExitStatus {
         if let Some(pid) = self.child.id() {
-            let _ = std::process::Command::new("kill").args(["-TERM", &pid.to_string()]).status();
+            let _ = std::process::Command::new("kill")
+                .args(["-TERM", &pid.to_string()])
+                .status();
         }
         tokio::time::timeout(Duration::from_secs(20), self.child.wait())
             .await

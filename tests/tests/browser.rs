@@ -6,7 +6,8 @@ use flightdeck_tests::{Panel, Setup};
 use std::process::Stdio;
 use std::time::Duration;
 
-/// chromedriver in its own process group, killed with everything it started.
+/// chromedriver in its own PID namespace and process group, killed with
+/// everything it started, even when a test fails half-way.
 struct Driver {
     child: std::process::Child,
     url: String,
@@ -15,17 +16,27 @@ struct Driver {
 impl Driver {
     async fn start() -> Driver {
         use std::os::unix::process::CommandExt;
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let child = std::process::Command::new("chromedriver")
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let log = std::env::temp_dir().join(format!("fd-chromedriver-{port}.log"));
+        let child = std::process::Command::new("unshare")
+            .args(["--fork", "--pid", "--mount-proc", "--kill-child", "chromedriver"])
             .arg(format!("--port={port}"))
+            .arg(format!("--log-path={}", log.display()))
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .process_group(0)
             .spawn()
-            .expect("chromedriver must be installed (`cargo xtask test` installs chromium-driver)");
+            .expect("unshare (util-linux) and chromedriver (`cargo xtask test` installs it) must be installed");
         let url = format!("http://127.0.0.1:{port}");
         for _ in 0..100 {
-            if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
+            if tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .is_ok()
+            {
                 return Driver { child, url };
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
@@ -62,8 +73,9 @@ impl Driver {
 
 impl Drop for Driver {
     fn drop(&mut self) {
+        // `--` matters: without it `kill` reads `-PGID` as an option.
         let _ = std::process::Command::new("kill")
-            .args(["-KILL", &format!("-{}", self.child.id())])
+            .args(["-s", "KILL", "--", &format!("-{}", self.child.id())])
             .status();
         let _ = self.child.wait();
     }
@@ -71,9 +83,27 @@ impl Drop for Driver {
 
 async fn sign_in(browser: &Client, panel: &Panel, name: &str, password: &str) {
     browser.goto(&panel.at("/login")).await.unwrap();
-    browser.find(Locator::Css("#name")).await.unwrap().send_keys(name).await.unwrap();
-    browser.find(Locator::Css("#password")).await.unwrap().send_keys(password).await.unwrap();
-    browser.find(Locator::Css("#sign-in")).await.unwrap().click().await.unwrap();
+    browser
+        .find(Locator::Css("#name"))
+        .await
+        .unwrap()
+        .send_keys(name)
+        .await
+        .unwrap();
+    browser
+        .find(Locator::Css("#password"))
+        .await
+        .unwrap()
+        .send_keys(password)
+        .await
+        .unwrap();
+    browser
+        .find(Locator::Css("#sign-in"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
     browser
         .wait()
         .at_most(Duration::from_secs(20))
@@ -101,7 +131,13 @@ async fn wait_for_hydration(browser: &Client) {
 }
 
 async fn is_shown(browser: &Client, css: &str) -> bool {
-    browser.find(Locator::Css(css)).await.unwrap().is_displayed().await.unwrap()
+    browser
+        .find(Locator::Css(css))
+        .await
+        .unwrap()
+        .is_displayed()
+        .await
+        .unwrap()
 }
 
 #[tokio::test]
@@ -114,9 +150,18 @@ async fn a_person_signs_in_sees_the_overview_uses_it_interactively_and_signs_out
 
     sign_in(&browser, &panel, "root", &password).await;
     assert_eq!(browser.current_url().await.unwrap().path(), "/");
-    let who = browser.find(Locator::Css("#who")).await.unwrap().text().await.unwrap();
+    let who = browser
+        .find(Locator::Css("#who"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     assert_eq!(who, "root");
-    assert!(is_shown(&browser, "#nav-admin").await, "an admin sees the admin link");
+    assert!(
+        is_shown(&browser, "#nav-admin").await,
+        "an admin sees the admin link"
+    );
 
     // Hydration: the filter box narrows the list only once the wasm runs.
     wait_for_hydration(&browser).await;
@@ -130,10 +175,19 @@ async fn a_person_signs_in_sees_the_overview_uses_it_interactively_and_signs_out
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    assert!(narrowed, "typing in the filter hides the environments that do not match");
+    assert!(
+        narrowed,
+        "typing in the filter hides the environments that do not match"
+    );
     assert!(is_shown(&browser, "[data-env=production]").await);
 
-    browser.find(Locator::Css("#sign-out")).await.unwrap().click().await.unwrap();
+    browser
+        .find(Locator::Css("#sign-out"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
     browser
         .wait()
         .at_most(Duration::from_secs(10))
@@ -141,11 +195,18 @@ async fn a_person_signs_in_sees_the_overview_uses_it_interactively_and_signs_out
         .await
         .expect("signing out leads back to the sign-in page");
     browser.goto(&panel.at("/")).await.unwrap();
-    assert_eq!(browser.current_url().await.unwrap().path(), "/login", "the session is gone");
+    assert_eq!(
+        browser.current_url().await.unwrap().path(),
+        "/login",
+        "the session is gone"
+    );
 
     browser.close().await.unwrap();
     let trail: Vec<_> = setup.audit().await.into_iter().map(|r| r.action).collect();
-    assert!(trail.contains(&"auth.login".to_owned()) && trail.contains(&"auth.logout".to_owned()), "{trail:?}");
+    assert!(
+        trail.contains(&"auth.login".to_owned()) && trail.contains(&"auth.logout".to_owned()),
+        "{trail:?}"
+    );
 }
 
 #[tokio::test]
@@ -175,7 +236,13 @@ async fn a_viewer_sees_no_admin_link_and_gets_403_from_an_admin_server_function(
     assert_eq!(status, serde_json::json!(403));
 
     browser.goto(&panel.at("/admin")).await.unwrap();
-    let message = browser.find(Locator::Css("#error-message")).await.unwrap().text().await.unwrap();
+    let message = browser
+        .find(Locator::Css("#error-message"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     assert!(message.contains("admin role"), "{message}");
     browser.close().await.unwrap();
 

@@ -21,27 +21,51 @@ async fn migrate_with(text: &str) -> std::process::Output {
 #[tokio::test]
 async fn every_kind_of_config_error_exits_2_and_names_the_key() {
     let cases = [
-        ("[server]\nlisten_on = \"127.0.0.1:1\"\n", "server.listen_on"),
-        ("[server]\nsession_idle_minutes = \"soon\"\n", "server.session_idle_minutes"),
+        (
+            "[server]\nlisten_on = \"127.0.0.1:1\"\n",
+            "server.listen_on",
+        ),
+        (
+            "[server]\nsession_idle_minutes = \"soon\"\n",
+            "server.session_idle_minutes",
+        ),
         ("[github]\nowner = \"o\"\n", "github.repo"),
-        ("[server]\npublic_url = \"localhost without scheme\"\n", "server.public_url"),
-        ("[render]\napi_url = \"ftp://render.example\"\n", "render.api_url"),
+        (
+            "[server]\npublic_url = \"localhost without scheme\"\n",
+            "server.public_url",
+        ),
+        (
+            "[render]\napi_url = \"ftp://render.example\"\n",
+            "render.api_url",
+        ),
         ("[store]\nurl = \"mysql://db\"\n", "store.url"),
     ];
     for (text, key) in cases {
         let out = migrate_with(text).await;
         let message = stderr(&out);
         assert_eq!(out.status.code(), Some(2), "{key}: {message}");
-        assert!(message.contains(key), "the message names `{key}`: {message}");
+        assert!(
+            message.contains(key),
+            "the message names `{key}`: {message}"
+        );
         assert_eq!(message.trim_end().lines().count(), 1, "one line: {message}");
     }
 }
 
 #[tokio::test]
 async fn an_unreadable_config_file_exits_2_and_names_the_file() {
-    let out = run_binary(&["--config", "/nonexistent/flightdeck.toml", "migrate"], None, &[]).await;
+    let out = run_binary(
+        &["--config", "/nonexistent/flightdeck.toml", "migrate"],
+        None,
+        &[],
+    )
+    .await;
     assert_eq!(out.status.code(), Some(2));
-    assert!(stderr(&out).contains("/nonexistent/flightdeck.toml"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("/nonexistent/flightdeck.toml"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 #[tokio::test]
@@ -54,7 +78,11 @@ async fn a_bad_environment_override_exits_2_and_names_the_key() {
     )
     .await;
     assert_eq!(out.status.code(), Some(2));
-    assert!(stderr(&out).contains("server.session_idle_minutes"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("server.session_idle_minutes"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 #[tokio::test]
@@ -78,7 +106,9 @@ async fn migrate_creates_the_sqlite_store_on_first_run() {
 #[tokio::test]
 async fn user_add_generates_a_password_once_or_takes_one_from_stdin() {
     let setup = Setup::new("cli-user", "");
-    let generated = setup.cli(&["user", "add", "ada", "--role", "lead"], None).await;
+    let generated = setup
+        .cli(&["user", "add", "ada", "--role", "lead"], None)
+        .await;
     assert!(generated.status.success(), "{}", stderr(&generated));
     let text = stdout(&generated);
     let password = text
@@ -88,12 +118,20 @@ async fn user_add_generates_a_password_once_or_takes_one_from_stdin() {
     assert!(password.len() >= 20);
 
     let piped = setup
-        .cli(&["user", "add", "bob", "--role", "viewer"], Some("bob's long password\n"))
+        .cli(
+            &["user", "add", "bob", "--role", "viewer"],
+            Some("bob's long password\n"),
+        )
         .await;
     assert!(piped.status.success(), "{}", stderr(&piped));
-    assert!(!stdout(&piped).contains("password:"), "a given password is not echoed");
+    assert!(
+        !stdout(&piped).contains("password:"),
+        "a given password is not echoed"
+    );
 
-    let again = setup.cli(&["user", "add", "ada", "--role", "viewer"], None).await;
+    let again = setup
+        .cli(&["user", "add", "ada", "--role", "viewer"], None)
+        .await;
     assert_eq!(again.status.code(), Some(1));
     assert!(stderr(&again).contains("already exists"));
 
@@ -106,9 +144,23 @@ async fn user_add_generates_a_password_once_or_takes_one_from_stdin() {
         .audit()
         .await
         .into_iter()
-        .map(|r| format!("{} {} {}", r.action, r.outcome, r.target.unwrap_or_default()))
+        .map(|r| {
+            format!(
+                "{} {} {}",
+                r.action,
+                r.outcome,
+                r.target.unwrap_or_default()
+            )
+        })
         .collect();
-    assert_eq!(trail, ["user.add succeeded ada", "user.add succeeded bob", "user.disable succeeded bob"]);
+    assert_eq!(
+        trail,
+        [
+            "user.add succeeded ada",
+            "user.add succeeded bob",
+            "user.disable succeeded bob"
+        ]
+    );
 }
 
 /// The SQLite file with the audit triggers dropped, as an attacker with
@@ -126,7 +178,9 @@ async fn tamper(setup: &Setup, sql: &str) {
 async fn trail_of_five(label: &str) -> Setup {
     let setup = Setup::new(label, "");
     for name in ["a1", "a2", "a3", "a4", "a5"] {
-        let out = setup.cli(&["user", "add", name, "--role", "viewer"], None).await;
+        let out = setup
+            .cli(&["user", "add", name, "--role", "viewer"], None)
+            .await;
         assert!(out.status.success());
     }
     setup
@@ -143,7 +197,11 @@ async fn audit_verify_passes_on_a_clean_trail_with_its_count() {
 #[tokio::test]
 async fn audit_verify_names_an_edited_row() {
     let setup = trail_of_five("cli-edit").await;
-    tamper(&setup, "UPDATE audit_events SET target = 'mallory' WHERE seq = 3").await;
+    tamper(
+        &setup,
+        "UPDATE audit_events SET target = 'mallory' WHERE seq = 3",
+    )
+    .await;
     let out = setup.cli(&["audit", "verify"], None).await;
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("seq 3"), "{}", stderr(&out));
@@ -180,17 +238,28 @@ async fn the_cli_works_on_a_postgres_store() {
     let admin = sqlx::PgPool::connect("postgres://postgres@127.0.0.1:5432/postgres")
         .await
         .expect("PostgreSQL must run at 127.0.0.1:5432");
-    sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).execute(&admin).await.unwrap();
-    sqlx::query(&format!("CREATE DATABASE {name}")).execute(&admin).await.unwrap();
+    sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        .execute(&admin)
+        .await
+        .unwrap();
+    sqlx::query(&format!("CREATE DATABASE {name}"))
+        .execute(&admin)
+        .await
+        .unwrap();
     let setup = Setup::with_store(
         TempDir::new("cli-pg"),
         format!("postgres://postgres@127.0.0.1:5432/{name}"),
         "",
     );
-    let added = setup.cli(&["user", "add", "ada", "--role", "admin"], None).await;
+    let added = setup
+        .cli(&["user", "add", "ada", "--role", "admin"], None)
+        .await;
     assert!(added.status.success(), "{}", stderr(&added));
     let verify = setup.cli(&["audit", "verify"], None).await;
     assert!(verify.status.success(), "{}", stderr(&verify));
     assert!(stdout(&verify).contains("1 events"));
-    sqlx::query(&format!("DROP DATABASE {name} WITH (FORCE)")).execute(&admin).await.unwrap();
+    sqlx::query(&format!("DROP DATABASE {name} WITH (FORCE)"))
+        .execute(&admin)
+        .await
+        .unwrap();
 }

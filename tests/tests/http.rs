@@ -53,9 +53,19 @@ async fn signing_in_gives_a_new_session_id() {
     let second = session_cookie(&again).expect("the id is cycled at sign-in");
     assert_ne!(first, second);
     // The old id no longer signs anyone in.
-    let old = http().get(panel.at("/")).header("Cookie", &first).send().await.unwrap();
+    let old = http()
+        .get(panel.at("/"))
+        .header("Cookie", &first)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(old.status(), 303);
-    let new = http().get(panel.at("/")).header("Cookie", &second).send().await.unwrap();
+    let new = http()
+        .get(panel.at("/"))
+        .header("Cookie", &second)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(new.status(), 200);
 }
 
@@ -65,15 +75,30 @@ async fn a_disabled_users_old_cookie_is_refused_at_once() {
     let password = setup.add_user("ada", "viewer").await;
     let panel = setup.serve().await;
     let cookie = session_for(&panel, "ada", &password).await;
-    let me = http().get(panel.at("/api/v1/me")).header("Cookie", &cookie).send().await.unwrap();
+    let me = http()
+        .get(panel.at("/api/v1/me"))
+        .header("Cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(me.status(), 200);
     let out = setup.cli(&["user", "disable", "ada"], None).await;
     assert!(out.status.success());
-    let me = http().get(panel.at("/api/v1/me")).header("Cookie", &cookie).send().await.unwrap();
+    let me = http()
+        .get(panel.at("/api/v1/me"))
+        .header("Cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(me.status(), 401);
     let body: serde_json::Value = me.json().await.unwrap();
     assert_eq!(body["error"]["code"], "unauthorized");
-    let page = http().get(panel.at("/")).header("Cookie", &cookie).send().await.unwrap();
+    let page = http()
+        .get(panel.at("/"))
+        .header("Cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(page.status(), 303);
     assert_eq!(page.headers()["location"], "/login?next=/");
 }
@@ -85,14 +110,31 @@ async fn a_failed_sign_in_is_audited_as_denied_and_starts_no_session() {
     let panel = setup.serve().await;
     let response = sign_in(&panel, "ada", "not the password").await;
     assert_eq!(response.status(), 303);
-    assert!(response.headers()["location"].to_str().unwrap().starts_with("/login?error=1"));
-    assert!(session_cookie(&response).is_none() || {
-        // A cookie may be set, but it must not sign anyone in.
-        let cookie = session_cookie(&response).unwrap();
-        http().get(panel.at("/api/v1/me")).header("Cookie", cookie).send().await.unwrap().status() == 401
-    });
+    assert!(
+        response.headers()["location"]
+            .to_str()
+            .unwrap()
+            .starts_with("/login?error=1")
+    );
+    assert!(
+        session_cookie(&response).is_none() || {
+            // A cookie may be set, but it must not sign anyone in.
+            let cookie = session_cookie(&response).unwrap();
+            http()
+                .get(panel.at("/api/v1/me"))
+                .header("Cookie", cookie)
+                .send()
+                .await
+                .unwrap()
+                .status()
+                == 401
+        }
+    );
     let last = setup.audit().await.pop().unwrap();
-    assert_eq!((last.action.as_str(), last.outcome.as_str()), ("auth.login_failed", "denied"));
+    assert_eq!(
+        (last.action.as_str(), last.outcome.as_str()),
+        ("auth.login_failed", "denied")
+    );
     assert_eq!(last.actor_name, "ada");
     assert_eq!(last.error.as_deref(), Some("wrong password"));
 }
@@ -111,17 +153,36 @@ async fn sign_in_and_sign_out_are_audited() {
         .await
         .unwrap();
     assert_eq!(out.status(), 303);
-    let after = http().get(panel.at("/api/v1/me")).header("Cookie", &cookie).send().await.unwrap();
+    let after = http()
+        .get(panel.at("/api/v1/me"))
+        .header("Cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(after.status(), 401);
-    let actions: Vec<_> = setup.audit().await.into_iter().map(|r| format!("{} {}", r.action, r.outcome)).collect();
+    let actions: Vec<_> = setup
+        .audit()
+        .await
+        .into_iter()
+        .map(|r| format!("{} {}", r.action, r.outcome))
+        .collect();
     assert_eq!(
         actions[1..4],
-        ["auth.login succeeded", "auth.logout succeeded", "request.refused denied"]
+        [
+            "auth.login succeeded",
+            "auth.logout succeeded",
+            "request.refused denied"
+        ]
     );
 }
 
 /// Calls a server function directly, as a script in the page could.
-async fn call_server_fn(panel: &flightdeck_tests::Panel, cookie: &str, endpoint: &str, form: &[(&str, &str)]) -> reqwest::Response {
+async fn call_server_fn(
+    panel: &flightdeck_tests::Panel,
+    cookie: &str,
+    endpoint: &str,
+    form: &[(&str, &str)],
+) -> reqwest::Response {
     http()
         .post(panel.at(&format!("/_fn/{endpoint}")))
         .header("Origin", &panel.url)
@@ -155,7 +216,11 @@ async fn a_viewers_call_to_an_admin_server_function_is_403_and_audited() {
     // Nothing changed: ada can still be used.
     let out = setup.cli(&["audit", "verify"], None).await;
     assert!(out.status.success());
-    assert!(!trail.iter().any(|r| r.action == "user.disable" && r.outcome == "succeeded"));
+    assert!(
+        !trail
+            .iter()
+            .any(|r| r.action == "user.disable" && r.outcome == "succeeded")
+    );
 }
 
 #[tokio::test]
@@ -168,10 +233,27 @@ async fn an_admin_disables_an_account_through_the_server_function() {
     let root = session_for(&panel, "root", &admin_password).await;
     let response = call_server_fn(&panel, &root, "disable_account", &[("name", "ada")]).await;
     assert_eq!(response.status(), 200, "{}", response.text().await.unwrap());
-    let me = http().get(panel.at("/api/v1/me")).header("Cookie", &ada).send().await.unwrap();
+    let me = http()
+        .get(panel.at("/api/v1/me"))
+        .header("Cookie", &ada)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(me.status(), 401);
-    let last = setup.audit().await.into_iter().rfind(|r| r.action == "user.disable").unwrap();
-    assert_eq!((last.outcome.as_str(), last.actor_name.as_str(), last.target.as_deref()), ("succeeded", "root", Some("ada")));
+    let last = setup
+        .audit()
+        .await
+        .into_iter()
+        .rfind(|r| r.action == "user.disable")
+        .unwrap();
+    assert_eq!(
+        (
+            last.outcome.as_str(),
+            last.actor_name.as_str(),
+            last.target.as_deref()
+        ),
+        ("succeeded", "root", Some("ada"))
+    );
 }
 
 #[tokio::test]
@@ -186,7 +268,10 @@ async fn a_cross_origin_post_to_any_state_changing_endpoint_is_403_and_changes_n
         ("/_fn/disable_account", vec![("name", "ada")]),
         ("/_fn/admin_view", vec![]),
         ("/auth/logout", vec![]),
-        ("/auth/login", vec![("name", "ada"), ("password", ada_password.as_str())]),
+        (
+            "/auth/login",
+            vec![("name", "ada"), ("password", ada_password.as_str())],
+        ),
     ];
     for (path, form) in &endpoints {
         let response = http()
@@ -210,7 +295,12 @@ async fn a_cross_origin_post_to_any_state_changing_endpoint_is_403_and_changes_n
         assert_eq!(response.status(), 403, "{path} with Referer");
     }
     // ada is still active, root is still signed in.
-    let me = http().get(panel.at("/api/v1/me")).header("Cookie", &root).send().await.unwrap();
+    let me = http()
+        .get(panel.at("/api/v1/me"))
+        .header("Cookie", &root)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(me.status(), 200);
     session_for(&panel, "ada", &ada_password).await;
     let trail = setup.audit().await;
@@ -220,7 +310,10 @@ async fn a_cross_origin_post_to_any_state_changing_endpoint_is_403_and_changes_n
         .map(|r| r.error.clone().unwrap_or_default())
         .collect();
     assert_eq!(refused.len(), 8);
-    assert!(refused.iter().all(|e| e.contains("https://evil.example")), "{refused:?}");
+    assert!(
+        refused.iter().all(|e| e.contains("https://evil.example")),
+        "{refused:?}"
+    );
     assert!(!trail.iter().any(|r| r.action == "user.disable"));
 }
 
@@ -230,7 +323,12 @@ async fn a_post_without_origin_or_referer_is_refused_unless_it_is_bearer_only() 
     let password = setup.add_user("ada", "viewer").await;
     let panel = setup.serve().await;
     let cookie = session_for(&panel, "ada", &password).await;
-    let response = http().post(panel.at("/auth/logout")).header("Cookie", &cookie).send().await.unwrap();
+    let response = http()
+        .post(panel.at("/auth/logout"))
+        .header("Cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), 403);
 }
 
@@ -244,7 +342,10 @@ async fn pages_need_a_sign_in_and_remember_where_you_were_going() {
     let login = http().get(panel.at("/login")).send().await.unwrap();
     assert_eq!(login.status(), 200);
     let html = login.text().await.unwrap();
-    assert!(html.contains("action=\"/auth/login\""), "the sign-in form is in the HTML");
+    assert!(
+        html.contains("action=\"/auth/login\""),
+        "the sign-in form is in the HTML"
+    );
 }
 
 #[tokio::test]
@@ -253,17 +354,33 @@ async fn the_overview_renders_the_environments_without_javascript() {
     let password = setup.add_user("ada", "viewer").await;
     let panel = setup.serve().await;
     let cookie = session_for(&panel, "ada", &password).await;
-    let response = http().get(panel.at("/")).header("Cookie", &cookie).send().await.unwrap();
+    let response = http()
+        .get(panel.at("/"))
+        .header("Cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), 200);
     let headers = response.headers().clone();
     let html = response.text().await.unwrap();
     assert!(html.contains("data-env=\"production\""), "{html}");
     assert!(html.contains("data-env=\"staging\""));
-    assert!(html.contains("FD_TEST_UNSET_BACKEND_URL"), "the missing secret's variable is named");
-    assert!(!html.contains("id=\"nav-admin\""), "a viewer sees no admin link");
+    assert!(
+        html.contains("FD_TEST_UNSET_BACKEND_URL"),
+        "the missing secret's variable is named"
+    );
+    assert!(
+        !html.contains("id=\"nav-admin\""),
+        "a viewer sees no admin link"
+    );
     assert_eq!(headers["x-frame-options"], "DENY");
     assert_eq!(headers["referrer-policy"], "same-origin");
-    assert!(headers["content-security-policy"].to_str().unwrap().contains("frame-ancestors 'none'"));
+    let csp = headers["content-security-policy"].to_str().unwrap();
+    assert!(csp.contains("frame-ancestors 'none'"), "{csp}");
+    assert!(
+        csp.contains("'nonce-") && !csp.contains("unsafe-inline"),
+        "inline scripts only by nonce: {csp}"
+    );
 }
 
 #[tokio::test]
@@ -273,13 +390,23 @@ async fn an_admin_sees_the_admin_page_and_a_viewer_gets_403() {
     let viewer_password = setup.add_user("val", "viewer").await;
     let panel = setup.serve().await;
     let root = session_for(&panel, "root", &admin_password).await;
-    let page = http().get(panel.at("/admin")).header("Cookie", &root).send().await.unwrap();
+    let page = http()
+        .get(panel.at("/admin"))
+        .header("Cookie", &root)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(page.status(), 200);
     let html = page.text().await.unwrap();
     assert!(html.contains("data-account=\"val\""));
     assert!(html.contains("id=\"nav-admin\""));
     let val = session_for(&panel, "val", &viewer_password).await;
-    let page = http().get(panel.at("/admin")).header("Cookie", &val).send().await.unwrap();
+    let page = http()
+        .get(panel.at("/admin"))
+        .header("Cookie", &val)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(page.status(), 403);
     assert!(page.text().await.unwrap().contains("admin role"));
 }
@@ -290,10 +417,20 @@ async fn an_unknown_path_is_a_404_page() {
     let password = setup.add_user("ada", "viewer").await;
     let panel = setup.serve().await;
     let cookie = session_for(&panel, "ada", &password).await;
-    let page = http().get(panel.at("/no/such/page")).header("Cookie", &cookie).send().await.unwrap();
+    let page = http()
+        .get(panel.at("/no/such/page"))
+        .header("Cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(page.status(), 404);
     assert!(page.text().await.unwrap().contains("Nothing here"));
-    let api = http().get(panel.at("/api/v1/nothing")).header("Cookie", &cookie).send().await.unwrap();
+    let api = http()
+        .get(panel.at("/api/v1/nothing"))
+        .header("Cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(api.status(), 404);
     let body: serde_json::Value = api.json().await.unwrap();
     assert_eq!(body["error"]["code"], "not_found");
@@ -305,7 +442,14 @@ async fn health_and_readiness_answer_and_sigterm_stops_the_panel_cleanly() {
     let panel = setup.serve().await;
     let health = http().get(panel.at("/healthz")).send().await.unwrap();
     assert_eq!(health.status(), 200);
-    let ready: serde_json::Value = http().get(panel.at("/readyz")).send().await.unwrap().json().await.unwrap();
+    let ready: serde_json::Value = http()
+        .get(panel.at("/readyz"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(ready["status"], "ready");
     assert_eq!(ready["store"], "sqlite");
     let status = panel.stop().await;
@@ -316,9 +460,16 @@ async fn health_and_readiness_answer_and_sigterm_stops_the_panel_cleanly() {
 async fn an_anonymous_api_call_is_401_and_audited() {
     let setup = Setup::new("http-anon", "");
     let panel = setup.serve().await;
-    let response = http().get(panel.at("/api/v1/environments")).send().await.unwrap();
+    let response = http()
+        .get(panel.at("/api/v1/environments"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), 401);
     let last = setup.audit().await.pop().unwrap();
-    assert_eq!((last.action.as_str(), last.outcome.as_str()), ("request.refused", "denied"));
+    assert_eq!(
+        (last.action.as_str(), last.outcome.as_str()),
+        ("request.refused", "denied")
+    );
     assert_eq!(last.target.as_deref(), Some("/api/v1/environments"));
 }

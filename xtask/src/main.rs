@@ -51,7 +51,9 @@ fn target_dir() -> PathBuf {
 /// Where tools installed from npm live, outside the checkout so a fresh
 /// clone does not install them again.
 fn tools_dir() -> PathBuf {
-    let home = env::var_os("HOME").map(PathBuf::from).unwrap_or_else(env::temp_dir);
+    let home = env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(env::temp_dir);
     home.join(".local/share/flightdeck-tools")
 }
 
@@ -74,7 +76,9 @@ fn command(program: &str) -> Command {
 
 fn status(cmd: &mut Command) -> Result<(), String> {
     eprintln!("xtask: running {cmd:?}");
-    let status = cmd.status().map_err(|e| format!("cannot start {cmd:?}: {e}"))?;
+    let status = cmd
+        .status()
+        .map_err(|e| format!("cannot start {cmd:?}: {e}"))?;
     if status.success() {
         Ok(())
     } else {
@@ -93,13 +97,22 @@ fn output_of(program: &str, args: &[&str]) -> Option<String> {
 /// wasm-opt and, for the browser tests, Chromium and ChromeDriver.
 fn tools(browser: bool) -> Result<(), String> {
     let targets = output_of("rustup", &["target", "list", "--installed"]).unwrap_or_default();
-    if !targets.lines().any(|t| t.trim() == "wasm32-unknown-unknown") {
+    if !targets
+        .lines()
+        .any(|t| t.trim() == "wasm32-unknown-unknown")
+    {
         status(command("rustup").args(["target", "add", "wasm32-unknown-unknown"]))?;
     }
     let leptos = output_of("cargo", &["leptos", "--version"]).unwrap_or_default();
     if !leptos.contains(CARGO_LEPTOS) {
         eprintln!("xtask: installing cargo-leptos {CARGO_LEPTOS} (about 10 minutes on 2 cores)");
-        status(command("cargo").args(["install", "cargo-leptos", "--locked", "--version", CARGO_LEPTOS]))?;
+        status(command("cargo").args([
+            "install",
+            "cargo-leptos",
+            "--locked",
+            "--version",
+            CARGO_LEPTOS,
+        ]))?;
     }
     let bindgen = output_of("wasm-bindgen", &["--version"]).unwrap_or_default();
     if !bindgen.contains(WASM_BINDGEN) {
@@ -107,9 +120,13 @@ fn tools(browser: bool) -> Result<(), String> {
         status(command("cargo").args(["install", "wasm-bindgen-cli", "--version", WASM_BINDGEN]))?;
     }
     let opt = output_of("wasm-opt", &["--version"]).unwrap_or_default();
-    if !opt.contains(&format!("version {}", BINARYEN.split('.').next().unwrap_or("132"))) {
+    if !opt.contains(&format!(
+        "version {}",
+        BINARYEN.split('.').next().unwrap_or("132")
+    )) {
         let dir = tools_dir();
-        std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
         status(
             command("npm")
                 .args(["install", "--no-audit", "--no-fund", "--prefix"])
@@ -117,7 +134,10 @@ fn tools(browser: bool) -> Result<(), String> {
                 .arg(format!("binaryen@{BINARYEN}")),
         )?;
     }
-    if browser && (output_of("chromium", &["--version"]).is_none() || output_of("chromedriver", &["--version"]).is_none()) {
+    if browser
+        && (output_of("chromium", &["--version"]).is_none()
+            || output_of("chromedriver", &["--version"]).is_none())
+    {
         eprintln!("xtask: installing Debian's chromium and chromium-driver for the browser tests");
         status(command("apt-get").args(["update", "-qq"]))
             .and_then(|()| status(command("apt-get").args(["install", "-y", "-qq", "chromium", "chromium-driver"])))
@@ -144,7 +164,11 @@ fn test(extra: &[String]) -> Result<(), String> {
     // cargo-leptos dev builds use this cfg; the same flag lets `cargo test`
     // reuse that build instead of compiling every crate twice.
     let rustflags = "--cfg erase_components";
-    status(command("cargo").args(["leptos", "build"]).env("RUSTFLAGS", rustflags))?;
+    status(
+        command("cargo")
+            .args(["leptos", "build"])
+            .env("RUSTFLAGS", rustflags),
+    )?;
     status(
         command("cargo")
             .args(["test", "--workspace", "--no-fail-fast"])

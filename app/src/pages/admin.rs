@@ -48,7 +48,11 @@ fn AccountTable(accounts: Vec<Account>, disable: ServerAction<DisableAccount>) -
                     </ActionForm>
                 }
             });
-            let state = if account.disabled { "disabled" } else { "active" };
+            let state = if account.disabled {
+                "disabled"
+            } else {
+                "active"
+            };
             view! {
                 <tr data-account=account.name.clone()>
                     <td>{account.name.clone()}</td>

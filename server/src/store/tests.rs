@@ -25,18 +25,32 @@ impl TestStore {
                 let url = format!("sqlite://{}", dir.join("store.db").display());
                 let store = Store::connect(&url).await.unwrap();
                 store.migrate().await.unwrap();
-                TestStore { store, cleanup: None, dir: Some(dir) }
+                TestStore {
+                    store,
+                    cleanup: None,
+                    dir: Some(dir),
+                }
             }
             _ => {
                 let admin_url = std::env::var("FLIGHTDECK_TEST_PG").unwrap_or(PG_ADMIN_URL.into());
                 let admin = PgPool::connect(&admin_url)
                     .await
                     .expect("PostgreSQL must run at 127.0.0.1:5432 for the store tests");
-                sqlx::query(&format!("CREATE DATABASE {name}")).execute(&admin).await.unwrap();
-                let url = admin_url.rsplit_once('/').map(|(base, _)| format!("{base}/{name}")).unwrap();
+                sqlx::query(&format!("CREATE DATABASE {name}"))
+                    .execute(&admin)
+                    .await
+                    .unwrap();
+                let url = admin_url
+                    .rsplit_once('/')
+                    .map(|(base, _)| format!("{base}/{name}"))
+                    .unwrap();
                 let store = Store::connect(&url).await.unwrap();
                 store.migrate().await.unwrap();
-                TestStore { store, cleanup: Some((admin_url, name)), dir: None }
+                TestStore {
+                    store,
+                    cleanup: Some((admin_url, name)),
+                    dir: None,
+                }
             }
         }
     }
@@ -47,7 +61,10 @@ impl TestStore {
         }
         if let Some((admin_url, name)) = self.cleanup {
             let admin = PgPool::connect(&admin_url).await.unwrap();
-            sqlx::query(&format!("DROP DATABASE {name} WITH (FORCE)")).execute(&admin).await.unwrap();
+            sqlx::query(&format!("DROP DATABASE {name} WITH (FORCE)"))
+                .execute(&admin)
+                .await
+                .unwrap();
         }
         if let Some(dir) = self.dir {
             let _ = std::fs::remove_dir_all(dir);
@@ -90,7 +107,12 @@ fn admin() -> Actor {
 }
 
 fn event(action: &str) -> NewEvent {
-    NewEvent::new(admin().record(), action, Outcome::Succeeded, &RequestMeta::default())
+    NewEvent::new(
+        admin().record(),
+        action,
+        Outcome::Succeeded,
+        &RequestMeta::default(),
+    )
 }
 
 async fn fill(store: &Store, n: usize) {

@@ -28,7 +28,11 @@ pub(crate) async fn login(
     Form(form): Form<SignInForm>,
 ) -> Response {
     let next = safe_next(&form.next);
-    match state.control.sign_in(&form.name, &form.password, &caller.meta).await {
+    match state
+        .control
+        .sign_in(&form.name, &form.password, &caller.meta)
+        .await
+    {
         Ok(user) => {
             // A new id at sign-in, so an id planted before it is worthless.
             let stored = async {

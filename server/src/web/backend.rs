@@ -29,7 +29,13 @@ impl WebBackend {
             Some(actor) => Ok((actor.clone(), caller)),
             None => {
                 self.control
-                    .record_refusal(None, "request.refused", request.uri.path(), "not signed in", &caller.meta)
+                    .record_refusal(
+                        None,
+                        "request.refused",
+                        request.uri.path(),
+                        "not signed in",
+                        &caller.meta,
+                    )
                     .await
                     .map_err(|e| app_error(e, &caller))?;
                 Err(AppError::Unauthorized)

@@ -23,7 +23,11 @@ pub struct Caller {
 /// Resolves the session to an actor (if its account is still enabled and
 /// the session is younger than the absolute timeout) and records the
 /// request's id, address and user agent.
-pub(crate) async fn identify(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
+pub(crate) async fn identify(
+    State(state): State<AppState>,
+    mut request: Request,
+    next: Next,
+) -> Response {
     let meta = RequestMeta {
         request_id: Some(random_id()[..16].to_owned()),
         ip: request

@@ -15,8 +15,10 @@ pub(crate) async fn same_origin_for_changes(
     request: Request,
     next: Next,
 ) -> Response {
-    if matches!(*request.method(), Method::GET | Method::HEAD | Method::OPTIONS)
-        || request.uri().path().starts_with("/webhooks/")
+    if matches!(
+        *request.method(),
+        Method::GET | Method::HEAD | Method::OPTIONS
+    ) || request.uri().path().starts_with("/webhooks/")
     {
         return next.run(request).await;
     }
@@ -37,7 +39,13 @@ pub(crate) async fn same_origin_for_changes(
     if let Some(caller) = &caller
         && let Err(error) = state
             .control
-            .record_refusal(caller.actor.as_ref(), "request.refused", &path, &reason, &caller.meta)
+            .record_refusal(
+                caller.actor.as_ref(),
+                "request.refused",
+                &path,
+                &reason,
+                &caller.meta,
+            )
             .await
     {
         tracing::error!(%error, "could not audit a refused request");

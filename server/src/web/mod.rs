@@ -77,7 +77,8 @@ pub fn router(state: AppState) -> Router {
             config.server.session_idle_minutes,
         ))));
 
-    let backend: app::api::backend::SharedBackend = Arc::new(backend::WebBackend::new(state.control.clone()));
+    let backend: app::api::backend::SharedBackend =
+        Arc::new(backend::WebBackend::new(state.control.clone()));
     let pages = Router::<AppState>::new()
         .leptos_routes_with_context(
             &state,
@@ -98,7 +99,10 @@ pub fn router(state: AppState) -> Router {
         .nest("/api/v1", rest::router())
         .merge(pages)
         .layer(from_fn_with_state(state.clone(), guard::pages_need_sign_in))
-        .layer(from_fn_with_state(state.clone(), guard::same_origin_for_changes))
+        .layer(from_fn_with_state(
+            state.clone(),
+            guard::same_origin_for_changes,
+        ))
         .layer(from_fn_with_state(state.clone(), context::identify))
         .layer(sessions)
         .layer(CompressionLayer::new())
@@ -121,9 +125,10 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// Scripts only from this origin, plus the inline module that Leptos'
-/// hydration script is and the wasm it compiles; nothing may frame the panel.
-const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self' 'unsafe-inline' 'wasm-unsafe-eval'; \
+/// The policy for responses that are not pages (pages send a stricter one
+/// with the nonce of their hydration scripts, see `app::shell`): no inline
+/// script, nothing may frame the panel.
+const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; \
      style-src 'self'; img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; \
      base-uri 'self'; form-action 'self'; object-src 'none'";
 

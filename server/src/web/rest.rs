@@ -71,7 +71,10 @@ async fn signed_in(state: &AppState, caller: &Caller, what: &str) -> Result<Acto
     }
 }
 
-async fn me(State(state): State<AppState>, Extension(caller): Extension<Caller>) -> Result<Response, ApiError> {
+async fn me(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+) -> Result<Response, ApiError> {
     let actor = signed_in(&state, &caller, "/api/v1/me").await?;
     Ok(Json(json!({ "name": actor.name, "role": actor.role })).into_response())
 }
