@@ -19,7 +19,15 @@ async fn the_session_cookie_is_secure_when_the_public_url_is_https() {
     let setup = Setup::new("http-secure", "public_url = \"https://deploys.example\"");
     let password = setup.add_user("ada", "viewer").await;
     let panel = setup.serve().await;
-    let response = sign_in(&panel, "ada", &password).await;
+    // Behind the TLS proxy the browser's Origin is the public https URL.
+    let response = http()
+        .post(panel.at("/auth/login"))
+        .header("Origin", "https://deploys.example")
+        .form(&[("name", "ada"), ("password", password.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 303);
     let line = set_cookie_line(&response).unwrap();
     assert!(line.contains("Secure"), "{line}");
 }
