@@ -240,6 +240,15 @@ impl Panel {
         format!("{}{path}", self.url)
     }
 
+    /// `GET path`, with a session cookie when given; redirects are not followed.
+    pub async fn get(&self, path: &str, cookie: Option<&str>) -> reqwest::Response {
+        let mut request = http().get(self.at(path));
+        if let Some(cookie) = cookie {
+            request = request.header("Cookie", cookie);
+        }
+        request.send().await.unwrap()
+    }
+
     /// Sends SIGTERM and waits for the process to end.
     pub async fn stop(mut self) -> std::process::ExitStatus {
         if let Some(pid) = self.child.id() {

@@ -61,19 +61,9 @@ async fn signing_in_gives_a_new_session_id() {
     let second = session_cookie(&again).expect("the id is cycled at sign-in");
     assert_ne!(first, second);
     // The old id no longer signs anyone in.
-    let old = http()
-        .get(panel.at("/"))
-        .header("Cookie", &first)
-        .send()
-        .await
-        .unwrap();
+    let old = panel.get("/", Some(first.as_str())).await;
     assert_eq!(old.status(), 303);
-    let new = http()
-        .get(panel.at("/"))
-        .header("Cookie", &second)
-        .send()
-        .await
-        .unwrap();
+    let new = panel.get("/", Some(second.as_str())).await;
     assert_eq!(new.status(), 200);
 }
 
@@ -83,30 +73,15 @@ async fn a_disabled_users_old_cookie_is_refused_at_once() {
     let password = setup.add_user("ada", "viewer").await;
     let panel = setup.serve().await;
     let cookie = session_for(&panel, "ada", &password).await;
-    let me = http()
-        .get(panel.at("/api/v1/me"))
-        .header("Cookie", &cookie)
-        .send()
-        .await
-        .unwrap();
+    let me = panel.get("/api/v1/me", Some(cookie.as_str())).await;
     assert_eq!(me.status(), 200);
     let out = setup.cli(&["user", "disable", "ada"], None).await;
     assert!(out.status.success());
-    let me = http()
-        .get(panel.at("/api/v1/me"))
-        .header("Cookie", &cookie)
-        .send()
-        .await
-        .unwrap();
+    let me = panel.get("/api/v1/me", Some(cookie.as_str())).await;
     assert_eq!(me.status(), 401);
     let body: serde_json::Value = me.json().await.unwrap();
     assert_eq!(body["error"]["code"], "unauthorized");
-    let page = http()
-        .get(panel.at("/"))
-        .header("Cookie", &cookie)
-        .send()
-        .await
-        .unwrap();
+    let page = panel.get("/", Some(cookie.as_str())).await;
     assert_eq!(page.status(), 303);
     assert_eq!(page.headers()["location"], "/login?next=/");
 }
@@ -128,12 +103,9 @@ async fn a_failed_sign_in_is_audited_as_denied_and_starts_no_session() {
         session_cookie(&response).is_none() || {
             // A cookie may be set, but it must not sign anyone in.
             let cookie = session_cookie(&response).unwrap();
-            http()
-                .get(panel.at("/api/v1/me"))
-                .header("Cookie", cookie)
-                .send()
+            panel
+                .get("/api/v1/me", Some(cookie.as_str()))
                 .await
-                .unwrap()
                 .status()
                 == 401
         }
@@ -161,12 +133,7 @@ async fn sign_in_and_sign_out_are_audited() {
         .await
         .unwrap();
     assert_eq!(out.status(), 303);
-    let after = http()
-        .get(panel.at("/api/v1/me"))
-        .header("Cookie", &cookie)
-        .send()
-        .await
-        .unwrap();
+    let after = panel.get("/api/v1/me", Some(cookie.as_str())).await;
     assert_eq!(after.status(), 401);
     let actions: Vec<_> = setup
         .audit()
@@ -241,12 +208,7 @@ async fn an_admin_disables_an_account_through_the_server_function() {
     let root = session_for(&panel, "root", &admin_password).await;
     let response = call_server_fn(&panel, &root, "disable_account", &[("name", "ada")]).await;
     assert_eq!(response.status(), 200, "{}", response.text().await.unwrap());
-    let me = http()
-        .get(panel.at("/api/v1/me"))
-        .header("Cookie", &ada)
-        .send()
-        .await
-        .unwrap();
+    let me = panel.get("/api/v1/me", Some(ada.as_str())).await;
     assert_eq!(me.status(), 401);
     let last = setup
         .audit()
@@ -303,12 +265,7 @@ async fn a_cross_origin_post_to_any_state_changing_endpoint_is_403_and_changes_n
         assert_eq!(response.status(), 403, "{path} with Referer");
     }
     // ada is still active, root is still signed in.
-    let me = http()
-        .get(panel.at("/api/v1/me"))
-        .header("Cookie", &root)
-        .send()
-        .await
-        .unwrap();
+    let me = panel.get("/api/v1/me", Some(root.as_str())).await;
     assert_eq!(me.status(), 200);
     session_for(&panel, "ada", &ada_password).await;
     let trail = setup.audit().await;
@@ -344,10 +301,10 @@ async fn a_post_without_origin_or_referer_is_refused_unless_it_is_bearer_only() 
 async fn pages_need_a_sign_in_and_remember_where_you_were_going() {
     let setup = Setup::new("http-pages", "");
     let panel = setup.serve().await;
-    let response = http().get(panel.at("/admin")).send().await.unwrap();
+    let response = panel.get("/admin", None).await;
     assert_eq!(response.status(), 303);
     assert_eq!(response.headers()["location"], "/login?next=/admin");
-    let login = http().get(panel.at("/login")).send().await.unwrap();
+    let login = panel.get("/login", None).await;
     assert_eq!(login.status(), 200);
     let html = login.text().await.unwrap();
     assert!(
@@ -362,12 +319,7 @@ async fn the_overview_renders_the_environments_without_javascript() {
     let password = setup.add_user("ada", "viewer").await;
     let panel = setup.serve().await;
     let cookie = session_for(&panel, "ada", &password).await;
-    let response = http()
-        .get(panel.at("/"))
-        .header("Cookie", &cookie)
-        .send()
-        .await
-        .unwrap();
+    let response = panel.get("/", Some(cookie.as_str())).await;
     assert_eq!(response.status(), 200);
     let headers = response.headers().clone();
     let html = response.text().await.unwrap();
@@ -398,23 +350,13 @@ async fn an_admin_sees_the_admin_page_and_a_viewer_gets_403() {
     let viewer_password = setup.add_user("val", "viewer").await;
     let panel = setup.serve().await;
     let root = session_for(&panel, "root", &admin_password).await;
-    let page = http()
-        .get(panel.at("/admin"))
-        .header("Cookie", &root)
-        .send()
-        .await
-        .unwrap();
+    let page = panel.get("/admin", Some(root.as_str())).await;
     assert_eq!(page.status(), 200);
     let html = page.text().await.unwrap();
     assert!(html.contains("data-account=\"val\""));
     assert!(html.contains("id=\"nav-admin\""));
     let val = session_for(&panel, "val", &viewer_password).await;
-    let page = http()
-        .get(panel.at("/admin"))
-        .header("Cookie", &val)
-        .send()
-        .await
-        .unwrap();
+    let page = panel.get("/admin", Some(val.as_str())).await;
     assert_eq!(page.status(), 403);
     assert!(page.text().await.unwrap().contains("admin role"));
 }
@@ -425,20 +367,10 @@ async fn an_unknown_path_is_a_404_page() {
     let password = setup.add_user("ada", "viewer").await;
     let panel = setup.serve().await;
     let cookie = session_for(&panel, "ada", &password).await;
-    let page = http()
-        .get(panel.at("/no/such/page"))
-        .header("Cookie", &cookie)
-        .send()
-        .await
-        .unwrap();
+    let page = panel.get("/no/such/page", Some(cookie.as_str())).await;
     assert_eq!(page.status(), 404);
     assert!(page.text().await.unwrap().contains("Nothing here"));
-    let api = http()
-        .get(panel.at("/api/v1/nothing"))
-        .header("Cookie", &cookie)
-        .send()
-        .await
-        .unwrap();
+    let api = panel.get("/api/v1/nothing", Some(cookie.as_str())).await;
     assert_eq!(api.status(), 404);
     let body: serde_json::Value = api.json().await.unwrap();
     assert_eq!(body["error"]["code"], "not_found");
@@ -448,16 +380,9 @@ async fn an_unknown_path_is_a_404_page() {
 async fn health_and_readiness_answer_and_sigterm_stops_the_panel_cleanly() {
     let setup = Setup::new("http-ops", "");
     let panel = setup.serve().await;
-    let health = http().get(panel.at("/healthz")).send().await.unwrap();
+    let health = panel.get("/healthz", None).await;
     assert_eq!(health.status(), 200);
-    let ready: serde_json::Value = http()
-        .get(panel.at("/readyz"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let ready: serde_json::Value = panel.get("/readyz", None).await.json().await.unwrap();
     assert_eq!(ready["status"], "ready");
     assert_eq!(ready["store"], "sqlite");
     let status = panel.stop().await;
@@ -468,11 +393,7 @@ async fn health_and_readiness_answer_and_sigterm_stops_the_panel_cleanly() {
 async fn an_anonymous_api_call_is_401_and_audited() {
     let setup = Setup::new("http-anon", "");
     let panel = setup.serve().await;
-    let response = http()
-        .get(panel.at("/api/v1/environments"))
-        .send()
-        .await
-        .unwrap();
+    let response = panel.get("/api/v1/environments", None).await;
     assert_eq!(response.status(), 401);
     let last = setup.audit().await.pop().unwrap();
     assert_eq!(
