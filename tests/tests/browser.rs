@@ -41,6 +41,8 @@ impl Driver {
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
+        // Dropping the driver kills and reaps the process group.
+        drop(Driver { child, url });
         panic!("chromedriver did not start");
     }
 
