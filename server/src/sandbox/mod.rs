@@ -4,6 +4,8 @@
 //! The simulated GitHub, Render and target database of DESIGN §9 are not
 //! built yet (issue 3); the sample environments point at them by name only.
 
+pub mod render;
+
 use crate::audit::RequestMeta;
 use crate::cli::{CliError, open_store, serve};
 use crate::config::Config;

@@ -1,0 +1,517 @@
+//! The simulated Render over real HTTP, checked against Render's published
+//! API description (`shared/contracts/render-subset.json`).
+
+use super::*;
+use serde_json::Value;
+use std::path::PathBuf;
+use std::sync::OnceLock;
+
+const KEY: &str = "rnd_test_key";
+
+fn contracts_dir() -> PathBuf {
+    std::env::var_os("FLIGHTDECK_CONTRACTS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/contracts"))
+}
+
+/// The spec with OpenAPI 3.0's `nullable` turned into JSON Schema's
+/// `"type": [T, "null"]`, which a plain validator understands.
+fn spec() -> &'static Value {
+    static SPEC: OnceLock<Value> = OnceLock::new();
+    SPEC.get_or_init(|| {
+        let path = contracts_dir().join("render-subset.json");
+        let text = std::fs::read_to_string(&path)
+            .unwrap_or_else(|e| panic!("the contract {} must be readable: {e}", path.display()));
+        let mut spec: Value = serde_json::from_str(&text).unwrap();
+        nullable_to_type(&mut spec);
+        // Render's `serviceDetails` is a `oneOf` of schemas that do not
+        // exclude each other (none forbids extra properties, and a web
+        // service's details satisfy the private-service and worker schemas
+        // too), so no real reply could pass it as written. Read it as the
+        // `anyOf` it means.
+        let details = &mut spec["components"]["schemas"]["service"]["properties"]["serviceDetails"];
+        if let Some(one_of) = details.as_object_mut().and_then(|d| d.remove("oneOf")) {
+            details["anyOf"] = one_of;
+        }
+        spec
+    })
+}
+
+fn nullable_to_type(value: &mut Value) {
+    match value {
+        Value::Object(map) => {
+            if map.remove("nullable") == Some(Value::Bool(true))
+                && let Some(Value::String(t)) = map.get("type").cloned()
+            {
+                map.insert("type".into(), serde_json::json!([t, "null"]));
+            }
+            map.values_mut().for_each(nullable_to_type);
+        }
+        Value::Array(items) => items.iter_mut().for_each(nullable_to_type),
+        _ => {}
+    }
+}
+
+fn resolve<'a>(spec: &'a Value, mut node: &'a Value) -> &'a Value {
+    while let Some(pointer) = node.get("$ref").and_then(Value::as_str) {
+        node = spec
+            .pointer(&pointer[1..].replace("~1", "/"))
+            .unwrap_or_else(|| panic!("dangling $ref {pointer}"));
+    }
+    node
+}
+
+/// Fails unless `body` is what the spec says `method path` answers with `status`.
+fn assert_contract(method: &str, path: &str, status: u16, body: &Value) {
+    let spec = spec();
+    let operation = spec["paths"][path][method.to_lowercase()].clone();
+    assert!(
+        operation.is_object(),
+        "{method} {path} is not in the contract"
+    );
+    let response = resolve(spec, &operation["responses"][status.to_string()]);
+    assert!(
+        response.is_object(),
+        "{method} {path} does not document status {status}"
+    );
+    let Some(schema) = response.pointer("/content/application~1json/schema") else {
+        return; // A documented status without a body schema.
+    };
+    let mut root = schema.clone();
+    root["components"] = spec["components"].clone();
+    // Refs into other operations (`#/paths/...`) resolve from the root too.
+    root["paths"] = spec["paths"].clone();
+    let validator = jsonschema::draft7::new(&root).expect("the contract's schema compiles");
+    let errors: Vec<String> = validator
+        .iter_errors(body)
+        .map(|e| format!("{e} at {}", e.instance_path()))
+        .collect();
+    assert!(
+        errors.is_empty(),
+        "{method} {path} {status} breaks the contract: {errors:?}\n{body:#}"
+    );
+}
+
+/// Fails unless `body` matches the named schema of the contract's components.
+fn assert_schema(name: &str, body: &Value) {
+    let spec = spec();
+    let mut root = spec["components"]["schemas"][name].clone();
+    assert!(root.is_object(), "no schema named {name}");
+    root["components"] = spec["components"].clone();
+    let validator = jsonschema::draft7::new(&root).expect("the contract's schema compiles");
+    assert!(validator.is_valid(body), "{body} is not a Render `{name}`");
+}
+
+struct Running {
+    sim: RenderSim,
+    base: String,
+    http: reqwest::Client,
+}
+
+impl Running {
+    async fn start(timing: Timing) -> Running {
+        let sim = RenderSim::new(KEY, timing);
+        let t0 = now() - time::Duration::days(3);
+        for (i, name) in ["data-simulator", "data-simulator-staging"]
+            .iter()
+            .enumerate()
+        {
+            sim.add_service(
+                ServiceSeed {
+                    id: format!("srv-{i}"),
+                    name: (*name).to_owned(),
+                    branch: "main".into(),
+                    deploy_hook_key: format!("hook-{i}"),
+                },
+                t0,
+            );
+        }
+        for (i, message) in ["first", "second", "third"].iter().enumerate() {
+            sim.add_commit(Commit {
+                id: format!("{:040x}", i + 1),
+                message: (*message).to_owned(),
+                created_at: t0 + time::Duration::hours(i as i64),
+            });
+        }
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let router = sim.router();
+        tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+        Running {
+            sim,
+            base,
+            http: reqwest::Client::new(),
+        }
+    }
+
+    async fn call(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+        let mut request = self
+            .http
+            .request(method.parse().unwrap(), format!("{}/v1{path}", self.base))
+            .bearer_auth(KEY);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    /// Calls and checks the reply against the contract for `template`.
+    async fn checked(
+        &self,
+        method: &str,
+        template: &str,
+        path: &str,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        let (status, reply) = self.call(method, path, body).await;
+        assert_contract(method, template, status, &reply);
+        (status, reply)
+    }
+
+    async fn deploy(&self, id: &str) -> Value {
+        self.checked(
+            "GET",
+            "/services/{serviceId}/deploys/{deployId}",
+            &format!("/services/srv-0/deploys/{id}"),
+            None,
+        )
+        .await
+        .1
+    }
+}
+
+fn fast() -> Timing {
+    Timing {
+        build: Duration::from_millis(300),
+        update: Duration::from_millis(300),
+    }
+}
+
+async fn wait_for_status(running: &Running, id: &str, status: &str) -> Value {
+    for _ in 0..100 {
+        let deploy = running.deploy(id).await;
+        if deploy["status"] == status {
+            return deploy;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("deploy {id} never reached {status}");
+}
+
+#[tokio::test]
+async fn a_triggered_deploy_moves_to_live_by_itself_and_deactivates_the_previous_one() {
+    let r = Running::start(fast()).await;
+    let (status, first) = r
+        .checked(
+            "POST",
+            "/services/{serviceId}/deploys",
+            "/services/srv-0/deploys",
+            Some(json!({"commitId": format!("{:040x}", 1)})),
+        )
+        .await;
+    assert_eq!(status, 201);
+    assert_eq!(first["trigger"], "api");
+    assert_eq!(first["status"], "build_in_progress");
+    let first_id = first["id"].as_str().unwrap().to_owned();
+    wait_for_status(&r, &first_id, "update_in_progress").await;
+    let live = wait_for_status(&r, &first_id, "live").await;
+    assert!(live["finishedAt"].is_string());
+
+    let (_, second) = r
+        .checked(
+            "POST",
+            "/services/{serviceId}/deploys",
+            "/services/srv-0/deploys",
+            Some(json!({})),
+        )
+        .await;
+    assert_eq!(
+        second["commit"]["message"], "third",
+        "without commitId the branch head is built"
+    );
+    let second_id = second["id"].as_str().unwrap().to_owned();
+    assert_eq!(
+        r.deploy(&first_id).await["status"],
+        "live",
+        "the old deploy serves until the new one is live"
+    );
+    wait_for_status(&r, &second_id, "live").await;
+    assert_eq!(r.deploy(&first_id).await["status"], "deactivated");
+    assert_eq!(r.sim.calls().deploys_triggered, 2);
+}
+
+#[tokio::test]
+async fn a_rollback_creates_a_rollback_deploy_and_deactivates_the_live_one() {
+    let r = Running::start(fast()).await;
+    let good = r
+        .sim
+        .seed_deploy(
+            "srv-0",
+            &format!("{:040x}", 1),
+            "new_commit",
+            now() - time::Duration::hours(2),
+        )
+        .unwrap();
+    let bad = r
+        .sim
+        .seed_deploy(
+            "srv-0",
+            &format!("{:040x}", 2),
+            "new_commit",
+            now() - time::Duration::hours(1),
+        )
+        .unwrap();
+    assert_eq!(r.deploy(&good).await["status"], "deactivated");
+    assert_eq!(r.deploy(&bad).await["status"], "live");
+
+    let (status, rollback) = r
+        .checked(
+            "POST",
+            "/services/{serviceId}/rollback",
+            "/services/srv-0/rollback",
+            Some(json!({"deployId": good})),
+        )
+        .await;
+    assert_eq!(status, 201);
+    assert_eq!(rollback["trigger"], "rollback");
+    assert_eq!(rollback["commit"]["id"], format!("{:040x}", 1));
+    assert_eq!(
+        rollback["status"], "update_in_progress",
+        "a rollback reuses the build"
+    );
+    let id = rollback["id"].as_str().unwrap().to_owned();
+    wait_for_status(&r, &id, "live").await;
+    assert_eq!(r.deploy(&bad).await["status"], "deactivated");
+    assert_eq!(r.sim.calls().rollbacks, 1);
+    let (_, service) = r
+        .checked("GET", "/services/{serviceId}", "/services/srv-0", None)
+        .await;
+    assert_eq!(
+        service["autoDeploy"], "yes",
+        "an API rollback leaves autoDeploy on, as Render does"
+    );
+}
+
+#[tokio::test]
+async fn a_rollback_to_a_deploy_that_never_went_live_or_does_not_exist_is_refused() {
+    let r = Running::start(fast()).await;
+    r.sim.fail_builds_of(&format!("{:040x}", 2));
+    let failed = r
+        .sim
+        .seed_deploy(
+            "srv-0",
+            &format!("{:040x}", 2),
+            "new_commit",
+            now() - time::Duration::hours(1),
+        )
+        .unwrap();
+    assert_eq!(r.deploy(&failed).await["status"], "build_failed");
+    let (status, body) = r
+        .checked(
+            "POST",
+            "/services/{serviceId}/rollback",
+            "/services/srv-0/rollback",
+            Some(json!({"deployId": failed})),
+        )
+        .await;
+    assert_eq!(status, 400);
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("never went live")
+    );
+    let (status, _) = r
+        .checked(
+            "POST",
+            "/services/{serviceId}/rollback",
+            "/services/srv-0/rollback",
+            Some(json!({"deployId": "dep-nope"})),
+        )
+        .await;
+    assert_eq!(status, 404);
+    assert_eq!(r.sim.calls().rollbacks, 0);
+}
+
+#[tokio::test]
+async fn a_wrong_or_missing_api_key_is_401() {
+    let r = Running::start(fast()).await;
+    for auth in [Some("Bearer wrong"), None] {
+        let mut request = r.http.get(format!("{}/v1/services", r.base));
+        if let Some(auth) = auth {
+            request = request.header("Authorization", auth);
+        }
+        let response = request.send().await.unwrap();
+        assert_eq!(response.status(), 401);
+        let body: Value = response.json().await.unwrap();
+        assert_contract("GET", "/services", 401, &body);
+    }
+}
+
+#[tokio::test]
+async fn deploys_are_listed_newest_first_in_cursor_pages() {
+    let r = Running::start(fast()).await;
+    let mut ids = Vec::new();
+    for hours in [5, 4, 3, 2, 1] {
+        ids.push(
+            r.sim
+                .seed_deploy(
+                    "srv-0",
+                    &format!("{:040x}", 1),
+                    "new_commit",
+                    now() - time::Duration::hours(hours),
+                )
+                .unwrap(),
+        );
+    }
+    ids.reverse();
+    let (_, page1) = r
+        .checked(
+            "GET",
+            "/services/{serviceId}/deploys",
+            "/services/srv-0/deploys?limit=2",
+            None,
+        )
+        .await;
+    let page1 = page1.as_array().unwrap().clone();
+    assert_eq!(page1.len(), 2);
+    let cursor = page1[1]["cursor"].as_str().unwrap();
+    let (_, page2) = r
+        .checked(
+            "GET",
+            "/services/{serviceId}/deploys",
+            &format!("/services/srv-0/deploys?limit=2&cursor={cursor}"),
+            None,
+        )
+        .await;
+    let (_, page3) = r
+        .checked(
+            "GET",
+            "/services/{serviceId}/deploys",
+            &format!(
+                "/services/srv-0/deploys?limit=2&cursor={}",
+                page2[1]["cursor"].as_str().unwrap()
+            ),
+            None,
+        )
+        .await;
+    let listed: Vec<String> = page1
+        .iter()
+        .chain(page2.as_array().unwrap())
+        .chain(page3.as_array().unwrap())
+        .map(|item| item["deploy"]["id"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(listed, ids);
+    // The subset documents no 400 here; Render's newer spec adds the
+    // `invalid_limit` error code for it. The body is still Render's error shape.
+    let (status, body) = r
+        .call("GET", "/services/srv-0/deploys?limit=101", None)
+        .await;
+    assert_eq!(status, 400);
+    assert_schema("error", &body);
+}
+
+#[tokio::test]
+async fn services_are_listed_fetched_and_auto_deploy_can_be_turned_off() {
+    let r = Running::start(fast()).await;
+    let (_, services) = r.checked("GET", "/services", "/services", None).await;
+    assert_eq!(services.as_array().unwrap().len(), 2);
+    let (status, patched) = r
+        .checked(
+            "PATCH",
+            "/services/{serviceId}",
+            "/services/srv-1",
+            Some(json!({"autoDeploy": "no"})),
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(patched["autoDeploy"], "no");
+    let (_, fetched) = r
+        .checked("GET", "/services/{serviceId}", "/services/srv-1", None)
+        .await;
+    assert_eq!(fetched["autoDeploy"], "no");
+    let (status, _) = r
+        .call(
+            "PATCH",
+            "/services/srv-1",
+            Some(json!({"autoDeploy": "maybe"})),
+        )
+        .await;
+    assert_eq!(status, 400);
+    assert_eq!(r.sim.calls().auto_deploy_patches, 1);
+    let (status, _) = r
+        .checked("GET", "/services/{serviceId}", "/services/srv-9", None)
+        .await;
+    assert_eq!(status, 404);
+}
+
+#[tokio::test]
+async fn a_deploy_in_progress_can_be_canceled_once() {
+    let r = Running::start(Timing {
+        build: Duration::from_secs(30),
+        update: Duration::from_secs(1),
+    })
+    .await;
+    let (_, deploy) = r
+        .checked(
+            "POST",
+            "/services/{serviceId}/deploys",
+            "/services/srv-0/deploys",
+            Some(json!({"clearCache": "clear"})),
+        )
+        .await;
+    let path = format!(
+        "/services/srv-0/deploys/{}/cancel",
+        deploy["id"].as_str().unwrap()
+    );
+    let (status, canceled) = r
+        .checked(
+            "POST",
+            "/services/{serviceId}/deploys/{deployId}/cancel",
+            &path,
+            None,
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(canceled["status"], "canceled");
+    let (status, _) = r.call("POST", &path, None).await;
+    assert_eq!(status, 409);
+    assert_eq!(r.sim.calls().cancels, 1);
+}
+
+#[tokio::test]
+async fn the_deploy_hook_needs_its_key() {
+    let r = Running::start(fast()).await;
+    let wrong = r
+        .http
+        .post(format!("{}/deploy/srv-0?key=nope", r.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wrong.status(), 401);
+    let right = r
+        .http
+        .post(format!("{}/deploy/srv-0?key=hook-0", r.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(right.status(), 200);
+    let body: Value = right.json().await.unwrap();
+    let id = body["deploy"]["id"].as_str().unwrap();
+    assert_eq!(r.deploy(id).await["trigger"], "deploy_hook");
+    assert_eq!(r.sim.calls().hook_deploys, 1);
+}
+
+#[test]
+fn the_contract_check_rejects_a_reply_the_spec_would_reject() {
+    let bad = json!({ "id": 42, "status": "exploded" });
+    let result = std::panic::catch_unwind(|| {
+        assert_contract("GET", "/services/{serviceId}/deploys/{deployId}", 200, &bad)
+    });
+    assert!(
+        result.is_err(),
+        "a wrong type and an unknown status must fail the check"
+    );
+}
