@@ -1,8 +1,10 @@
 //! `flightdeck sandbox`: the panel on a throw-away store with a sample
 //! configuration and a fresh admin sign-in, for trying it without credentials.
 //!
-//! The simulated GitHub, Render and target database of DESIGN §9 are not
-//! built yet (issue 3); the sample environments point at them by name only.
+//! Of the simulators of DESIGN §9, the Render one exists ([`render`], tested
+//! against Render's published API description) but `sandbox` does not start
+//! it yet; the simulated GitHub and the target database are still to come.
+//! Until then the sample environments point at them by name only.
 
 pub mod render;
 

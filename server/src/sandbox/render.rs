@@ -415,23 +415,27 @@ struct Page {
 }
 
 impl Page {
-    /// Render's paging: up to `limit` (1..=100, default 20) items after the one named by `cursor`.
-    fn apply<T>(&self, items: Vec<(String, T)>) -> Result<Vec<(String, T)>, Response> {
+    /// Render's paging: up to `limit` (1..=100, default 20) items after the
+    /// one named by `cursor`, each as `{"<key>": item, "cursor": "…"}`.
+    fn respond(&self, key: &str, items: Vec<(String, Value)>) -> Response {
         let limit = self.limit.unwrap_or(20);
         if !(1..=100).contains(&limit) {
-            return Err(error(
-                StatusCode::BAD_REQUEST,
-                "limit must be between 1 and 100",
-            ));
+            return error(StatusCode::BAD_REQUEST, "limit must be between 1 and 100");
         }
         let start = match &self.cursor {
             None => 0,
             Some(cursor) => match items.iter().position(|(c, _)| c == cursor) {
                 Some(i) => i + 1,
-                None => return Err(error(StatusCode::BAD_REQUEST, "invalid cursor")),
+                None => return error(StatusCode::BAD_REQUEST, "invalid cursor"),
             },
         };
-        Ok(items.into_iter().skip(start).take(limit).collect())
+        let page: Vec<Value> = items
+            .into_iter()
+            .skip(start)
+            .take(limit)
+            .map(|(cursor, item)| json!({ key: item, "cursor": cursor }))
+            .collect();
+        Json(page).into_response()
     }
 }
 
@@ -447,16 +451,7 @@ async fn list_services(
         .iter()
         .map(|s| (s.seed.id.clone(), service_json(s)))
         .collect();
-    match page.apply(items) {
-        Ok(items) => Json(
-            items
-                .into_iter()
-                .map(|(cursor, service)| json!({ "service": service, "cursor": cursor }))
-                .collect::<Vec<_>>(),
-        )
-        .into_response(),
-        Err(response) => response,
-    }
+    page.respond("service", items)
 }
 
 async fn get_service(
@@ -529,16 +524,7 @@ async fn list_deploys(
         .filter(|d| d.service_id == id)
         .map(|d| (d.id.clone(), deploy_json(d)))
         .collect();
-    match page.apply(items) {
-        Ok(items) => Json(
-            items
-                .into_iter()
-                .map(|(cursor, deploy)| json!({ "deploy": deploy, "cursor": cursor }))
-                .collect::<Vec<_>>(),
-        )
-        .into_response(),
-        Err(response) => response,
-    }
+    page.respond("deploy", items)
 }
 
 async fn get_deploy(
