@@ -1,10 +1,10 @@
 //! `flightdeck sandbox`: the panel on a throw-away store with a sample
 //! configuration and a fresh admin sign-in, for trying it without credentials.
 //!
-//! Of the simulators of DESIGN §9, the Render one exists ([`render`], tested
-//! against Render's published API description) but `sandbox` does not start
-//! it yet; the simulated GitHub and the target database are still to come.
-//! Until then the sample environments point at them by name only.
+//! Of the simulators of DESIGN §9, the Render one ([`render`]) runs beside
+//! the panel with the sample services and a short deploy history; the
+//! simulated GitHub and the target database are still to come, and the
+//! panel does not read Render yet.
 
 pub mod render;
 
@@ -50,8 +50,8 @@ token_env = "GITHUB_TOKEN"
 webhook_secret_env = "GITHUB_WEBHOOK_SECRET"
 
 [render]
-api_url = "https://api.render.com/v1"
-api_key_env = "RENDER_API_KEY"
+api_url = "{render}"               # the sandbox's simulated Render; https://api.render.com/v1 for real
+api_key_env = "RENDER_API_KEY"     # the sandbox's key is printed when it starts
 webhook_secret_env = "RENDER_WEBHOOK_SECRET"
 
 [[environment]]
@@ -91,8 +91,10 @@ pub async fn run(args: SandboxArgs) -> Result<(), CliError> {
     let addr = listener.local_addr()?;
     drop(listener);
 
+    let render = start_render().await?;
     let store_url = format!("sqlite://{}", dir.join("flightdeck.db").display());
     let text = SAMPLE_CONFIG
+        .replace("{render}", &format!("{render}/v1"))
         .replace("{listen}", &addr.to_string())
         .replace("{public_url}", &format!("http://{addr}"))
         .replace("{store}", &store_url);
@@ -123,7 +125,80 @@ pub async fn run(args: SandboxArgs) -> Result<(), CliError> {
         }
         Err(e) => return Err(e.into()),
     };
+    println!("render {render}");
+    println!("render-api-key {SANDBOX_RENDER_KEY}");
     println!("config {}", config_path.display());
     println!("sign-in {password}");
     serve(control).await
+}
+
+/// The simulated Render's API key: a local simulator, so a fixed one.
+pub const SANDBOX_RENDER_KEY: &str = "rnd_sandbox_local_only";
+
+/// Commit messages of the sample history, oldest first. Real repositories
+/// have markup and non-ASCII text in their messages; so does this one.
+const SAMPLE_COMMITS: [&str; 6] = [
+    "Initial FastAPI backend with Alembic",
+    "Add datasets table and upload endpoint",
+    "Validate uploads: reject <script>alert(1)</script> in names",
+    "Añade exportación CSV — señales por día",
+    "Drop legacy column from datasets",
+    "Speed up the simulator's batch endpoint",
+];
+
+/// Starts the simulated Render on a free loopback port: the two sample
+/// services, six commits, and deploys including a failed build.
+async fn start_render() -> Result<String, CliError> {
+    use render::{Commit, RenderSim, ServiceSeed, Timing};
+    use time::{Duration, OffsetDateTime};
+    let sim = RenderSim::new(SANDBOX_RENDER_KEY, Timing::default());
+    let t0 = OffsetDateTime::now_utc() - Duration::days(2);
+    for (env, branch) in [("production", "main"), ("staging", "staging")] {
+        sim.add_service(
+            ServiceSeed {
+                id: format!("srv-sandbox-{env}"),
+                name: format!("data-simulator-{env}"),
+                branch: branch.to_owned(),
+                deploy_hook_key: crate::identity::random_secret(24),
+            },
+            t0,
+        );
+    }
+    let ids: Vec<String> = SAMPLE_COMMITS
+        .iter()
+        .enumerate()
+        .map(|(i, message)| {
+            let id = crate::audit::hex(&<sha2::Sha256 as sha2::Digest>::digest(message.as_bytes()))
+                [..40]
+                .to_owned();
+            sim.add_commit(Commit {
+                id: id.clone(),
+                message: (*message).to_owned(),
+                created_at: t0 + Duration::hours(4 * i as i64),
+            });
+            id
+        })
+        .collect();
+    // The fifth commit's build fails, so the live release stays on the fourth.
+    sim.fail_builds_of(&ids[4]);
+    for (i, id) in ids.iter().enumerate() {
+        for service in ["srv-sandbox-staging", "srv-sandbox-production"] {
+            let lag = if service.ends_with("production") {
+                1
+            } else {
+                0
+            };
+            let at = t0 + Duration::hours(4 * i as i64 + 1 + lag);
+            sim.seed_deploy(service, id, "new_commit", at);
+        }
+    }
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let url = format!("http://{}", listener.local_addr()?);
+    let router = sim.router();
+    tokio::spawn(async move {
+        if let Err(error) = axum::serve(listener, router).await {
+            tracing::error!(%error, "the simulated Render stopped");
+        }
+    });
+    Ok(url)
 }
