@@ -333,10 +333,32 @@ impl World {
         }
     }
 
+    /// Starts a build of `commit` (the branch head when `None`); `None`
+    /// when the commit is not on the branch.
+    fn build(
+        &mut self,
+        service_id: &str,
+        commit: Option<&str>,
+        trigger: &'static str,
+        at: OffsetDateTime,
+    ) -> Option<String> {
+        let commit = match commit {
+            Some(sha) => self.commits.iter().find(|c| c.id == sha),
+            None => self.commits.last(),
+        }
+        .cloned()?;
+        self.advance(at);
+        let id = self.create_deploy(service_id, commit, trigger, false, at);
+        self.advance(at);
+        Some(id)
+    }
+
     fn service(&self, id: &str) -> Option<&Service> {
         self.services.iter().find(|s| s.seed.id == id)
     }
 }
+
+const UNKNOWN_COMMIT: &str = "commit not found on the service's branch";
 
 fn error(status: StatusCode, message: &str) -> Response {
     (
@@ -572,20 +594,9 @@ async fn trigger_deploy(
     if world.service(&id).is_none() {
         return error(StatusCode::NOT_FOUND, "service not found");
     }
-    let commit = match &body.commit_id {
-        Some(commit_id) => world.commits.iter().find(|c| &c.id == commit_id).cloned(),
-        None => world.commits.last().cloned(),
+    let Some(deploy_id) = world.build(&id, body.commit_id.as_deref(), "api", now()) else {
+        return error(StatusCode::BAD_REQUEST, UNKNOWN_COMMIT);
     };
-    let Some(commit) = commit else {
-        return error(
-            StatusCode::BAD_REQUEST,
-            "commit not found on the service's branch",
-        );
-    };
-    let at = now();
-    world.advance(at);
-    let deploy_id = world.create_deploy(&id, commit, "api", false, at);
-    world.advance(at);
     sim.count(|c| c.deploys_triggered += 1);
     let deploy = world
         .deploys
@@ -693,19 +704,9 @@ async fn deploy_hook(
     if !key_ok {
         return error(StatusCode::UNAUTHORIZED, "invalid deploy hook key");
     }
-    let commit = match &query.commit {
-        Some(sha) => world.commits.iter().find(|c| &c.id == sha).cloned(),
-        None => world.commits.last().cloned(),
+    let Some(deploy_id) = world.build(&id, query.commit.as_deref(), "deploy_hook", now()) else {
+        return error(StatusCode::BAD_REQUEST, UNKNOWN_COMMIT);
     };
-    let Some(commit) = commit else {
-        return error(
-            StatusCode::BAD_REQUEST,
-            "commit not found on the service's branch",
-        );
-    };
-    let at = now();
-    world.advance(at);
-    let deploy_id = world.create_deploy(&id, commit, "deploy_hook", false, at);
     sim.count(|c| c.hook_deploys += 1);
     Json(json!({ "deploy": { "id": deploy_id } })).into_response()
 }
