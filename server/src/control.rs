@@ -96,6 +96,25 @@ impl ControlPlane {
         Ok(())
     }
 
+    /// The signed-in actor, or an audited refusal for a caller with no
+    /// session or token. Every entry point asks here, so none can forget
+    /// to audit the 401.
+    pub async fn signed_in(
+        &self,
+        actor: Option<&Actor>,
+        target: &str,
+        meta: &RequestMeta,
+    ) -> Result<Actor, ControlError> {
+        match actor {
+            Some(actor) => Ok(actor.clone()),
+            None => {
+                self.record_refusal(None, "request.refused", target, "not signed in", meta)
+                    .await?;
+                Err(ControlError::Unauthorized)
+            }
+        }
+    }
+
     /// Checks a name and password. Success and failure are both audited;
     /// the caller starts the session.
     pub async fn sign_in(

@@ -25,22 +25,12 @@ impl WebBackend {
             .get::<Caller>()
             .cloned()
             .ok_or_else(|| AppError::Internal("no-caller".into()))?;
-        match &caller.actor {
-            Some(actor) => Ok((actor.clone(), caller)),
-            None => {
-                self.control
-                    .record_refusal(
-                        None,
-                        "request.refused",
-                        request.uri.path(),
-                        "not signed in",
-                        &caller.meta,
-                    )
-                    .await
-                    .map_err(|e| app_error(e, &caller))?;
-                Err(AppError::Unauthorized)
-            }
-        }
+        let actor = self
+            .control
+            .signed_in(caller.actor.as_ref(), request.uri.path(), &caller.meta)
+            .await
+            .map_err(|e| app_error(e, &caller))?;
+        Ok((actor, caller))
     }
 }
 

@@ -3,7 +3,6 @@
 
 use super::{AppState, Caller};
 use crate::control::ControlError;
-use crate::identity::Actor;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -57,25 +56,14 @@ impl IntoResponse for ApiError {
     }
 }
 
-/// The signed-in actor, or an audited 401.
-async fn signed_in(state: &AppState, caller: &Caller, what: &str) -> Result<Actor, ApiError> {
-    match &caller.actor {
-        Some(actor) => Ok(actor.clone()),
-        None => {
-            state
-                .control
-                .record_refusal(None, "request.refused", what, "not signed in", &caller.meta)
-                .await?;
-            Err(ControlError::Unauthorized.into())
-        }
-    }
-}
-
 async fn me(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
 ) -> Result<Response, ApiError> {
-    let actor = signed_in(&state, &caller, "/api/v1/me").await?;
+    let actor = state
+        .control
+        .signed_in(caller.actor.as_ref(), "/api/v1/me", &caller.meta)
+        .await?;
     Ok(Json(json!({ "name": actor.name, "role": actor.role })).into_response())
 }
 
@@ -83,7 +71,10 @@ async fn environments(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
 ) -> Result<Response, ApiError> {
-    let actor = signed_in(&state, &caller, "/api/v1/environments").await?;
+    let actor = state
+        .control
+        .signed_in(caller.actor.as_ref(), "/api/v1/environments", &caller.meta)
+        .await?;
     let overview = state.control.overview(&actor, &caller.meta).await?;
     Ok(Json(overview.environments).into_response())
 }
