@@ -114,6 +114,17 @@ async fn sign_in(browser: &Client, panel: &Panel, name: &str, password: &str) {
         .expect("the overview shows after sign-in");
 }
 
+/// A panel with one account `name` of `role`, and a browser signed in as it.
+async fn signed_in_browser(name: &str, role: &str) -> (Setup, Panel, Driver, Client) {
+    let setup = Setup::new(&format!("browser-{role}"), "");
+    let password = setup.add_user(name, role).await;
+    let panel = setup.serve().await;
+    let driver = Driver::start().await;
+    let browser = driver.browser().await;
+    sign_in(&browser, &panel, name, &password).await;
+    (setup, panel, driver, browser)
+}
+
 async fn wait_for_hydration(browser: &Client) {
     let hydrated = browser
         .wait()
@@ -144,13 +155,7 @@ async fn is_shown(browser: &Client, css: &str) -> bool {
 
 #[tokio::test]
 async fn a_person_signs_in_sees_the_overview_uses_it_interactively_and_signs_out() {
-    let setup = Setup::new("browser-admin", "");
-    let password = setup.add_user("root", "admin").await;
-    let panel = setup.serve().await;
-    let driver = Driver::start().await;
-    let browser = driver.browser().await;
-
-    sign_in(&browser, &panel, "root", &password).await;
+    let (setup, panel, _driver, browser) = signed_in_browser("root", "admin").await;
     assert_eq!(browser.current_url().await.unwrap().path(), "/");
     let who = browser
         .find(Locator::Css("#who"))
@@ -213,12 +218,7 @@ async fn a_person_signs_in_sees_the_overview_uses_it_interactively_and_signs_out
 
 #[tokio::test]
 async fn a_viewer_sees_no_admin_link_and_gets_403_from_an_admin_server_function() {
-    let setup = Setup::new("browser-viewer", "");
-    let password = setup.add_user("val", "viewer").await;
-    let panel = setup.serve().await;
-    let driver = Driver::start().await;
-    let browser = driver.browser().await;
-    sign_in(&browser, &panel, "val", &password).await;
+    let (setup, panel, _driver, browser) = signed_in_browser("val", "viewer").await;
     wait_for_hydration(&browser).await;
     let admin_links = browser.find_all(Locator::Css("#nav-admin")).await.unwrap();
     assert!(admin_links.is_empty(), "a viewer sees no admin link");

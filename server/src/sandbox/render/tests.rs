@@ -170,6 +170,18 @@ impl Running {
         (status, reply)
     }
 
+    /// A `new_commit` deploy of commit number `commit`, started `hours_ago`.
+    fn seeded(&self, commit: u32, hours_ago: i64) -> String {
+        self.sim
+            .seed_deploy(
+                "srv-0",
+                &format!("{commit:040x}"),
+                "new_commit",
+                now() - time::Duration::hours(hours_ago),
+            )
+            .unwrap()
+    }
+
     async fn deploy(&self, id: &str) -> Value {
         self.checked(
             "GET",
@@ -245,24 +257,8 @@ async fn a_triggered_deploy_moves_to_live_by_itself_and_deactivates_the_previous
 #[tokio::test]
 async fn a_rollback_creates_a_rollback_deploy_and_deactivates_the_live_one() {
     let r = Running::start(fast()).await;
-    let good = r
-        .sim
-        .seed_deploy(
-            "srv-0",
-            &format!("{:040x}", 1),
-            "new_commit",
-            now() - time::Duration::hours(2),
-        )
-        .unwrap();
-    let bad = r
-        .sim
-        .seed_deploy(
-            "srv-0",
-            &format!("{:040x}", 2),
-            "new_commit",
-            now() - time::Duration::hours(1),
-        )
-        .unwrap();
+    let good = r.seeded(1, 2);
+    let bad = r.seeded(2, 1);
     assert_eq!(r.deploy(&good).await["status"], "deactivated");
     assert_eq!(r.deploy(&bad).await["status"], "live");
 
@@ -298,15 +294,7 @@ async fn a_rollback_creates_a_rollback_deploy_and_deactivates_the_live_one() {
 async fn a_rollback_to_a_deploy_that_never_went_live_or_does_not_exist_is_refused() {
     let r = Running::start(fast()).await;
     r.sim.fail_builds_of(&format!("{:040x}", 2));
-    let failed = r
-        .sim
-        .seed_deploy(
-            "srv-0",
-            &format!("{:040x}", 2),
-            "new_commit",
-            now() - time::Duration::hours(1),
-        )
-        .unwrap();
+    let failed = r.seeded(2, 1);
     assert_eq!(r.deploy(&failed).await["status"], "build_failed");
     let (status, body) = r
         .checked(
@@ -355,16 +343,7 @@ async fn deploys_are_listed_newest_first_in_cursor_pages() {
     let r = Running::start(fast()).await;
     let mut ids = Vec::new();
     for hours in [5, 4, 3, 2, 1] {
-        ids.push(
-            r.sim
-                .seed_deploy(
-                    "srv-0",
-                    &format!("{:040x}", 1),
-                    "new_commit",
-                    now() - time::Duration::hours(hours),
-                )
-                .unwrap(),
-        );
+        ids.push(r.seeded(1, hours));
     }
     ids.reverse();
     let (_, page1) = r
