@@ -1,11 +1,13 @@
 //! Flightdeck's server: the application layer ([`control`]), the panel's
 //! store, the audit trail, the HTTP surface and the command line.
 
+pub mod alembic;
 pub mod audit;
 pub mod cli;
 pub mod config;
 pub mod control;
 pub mod identity;
 pub mod sandbox;
+pub mod signatures;
 pub mod store;
 pub mod web;

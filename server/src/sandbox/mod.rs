@@ -7,6 +7,7 @@
 //! panel does not read Render yet.
 
 pub mod render;
+pub mod scenario;
 
 use crate::audit::RequestMeta;
 use crate::cli::{CliError, open_store, serve};
