@@ -808,10 +808,13 @@ async fn a_failed_build_a_cancel_and_a_rollback_record_what_happened() {
     );
 }
 
+/// One webhook as received: its headers and raw body.
+type Delivery = (HeaderMap, Vec<u8>);
+
 /// A local webhook receiver that keeps every delivery.
 #[derive(Clone, Default)]
 struct Receiver {
-    got: Arc<Mutex<Vec<(HeaderMap, Vec<u8>)>>>,
+    got: Arc<Mutex<Vec<Delivery>>>,
 }
 
 impl Receiver {
@@ -834,7 +837,7 @@ impl Receiver {
         (receiver, url)
     }
 
-    fn deliveries(&self) -> Vec<(HeaderMap, Vec<u8>)> {
+    fn deliveries(&self) -> Vec<Delivery> {
         self.got.lock().unwrap().clone()
     }
 
