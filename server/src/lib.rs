@@ -7,6 +7,7 @@ pub mod cli;
 pub mod config;
 pub mod control;
 pub mod identity;
+pub mod integrations;
 pub mod sandbox;
 pub mod signatures;
 pub mod store;

@@ -4,18 +4,34 @@
 //! Time drives the deploys: every read first advances the world to "now",
 //! so a deploy moves created → build_in_progress → update_in_progress → live
 //! by itself, and the deploy that was live becomes deactivated.
+//!
+//! Each step is recorded as a Render event (`deploy_started`,
+//! `build_started`, `build_ended`, `deploy_ended`), listed by
+//! `GET /v1/services/{serviceId}/events` and fetched by `GET /v1/events/{eventId}`.
+//! With a webhook target set ([`RenderSim::set_webhook`]), the deploy and
+//! build events are also POSTed to it, signed the Standard Webhooks way, by
+//! the background ticker that [`RenderSim::spawn`] starts; the ticker also
+//! moves deploys along when nobody polls.
+//!
+//! Every route goes through the simulator's [`Faults`], so tests can make
+//! Render slow, failing or rate limited (see [`super::faults`]).
 
+use super::faults::Faults;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use hmac::{Hmac, Mac};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
+use tokio::task::JoinHandle;
 
 /// How long each phase of a simulated deploy takes.
 #[derive(Debug, Clone, Copy)]
@@ -96,6 +112,39 @@ struct Deploy {
     skips_build: bool,
     fails_build: bool,
     went_live: bool,
+    clear_cache: bool,
+    /// For a rollback, the deploy rolled back to.
+    rollback_of: Option<String>,
+    /// How far its events have been recorded.
+    recorded: Recorded,
+}
+
+/// The events of a deploy recorded so far, in the order they happen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Recorded {
+    Nothing,
+    Started,
+    Built,
+    Ended,
+}
+
+/// One entry of a service's event log.
+#[derive(Debug, Clone)]
+struct Event {
+    id: String,
+    /// Recording order, to keep events of the same instant in order.
+    seq: u64,
+    service_id: String,
+    at: OffsetDateTime,
+    kind: &'static str,
+    details: Value,
+}
+
+/// Where webhooks go, with the key taken from a `whsec_…` secret.
+#[derive(Debug, Clone)]
+struct WebhookTarget {
+    url: String,
+    key: Vec<u8>,
 }
 
 #[derive(Debug, Clone)]
@@ -116,6 +165,11 @@ struct World {
     failing_commits: Vec<String>,
     next_id: u64,
     timing: Timing,
+    /// Oldest first (by time, then by recording order).
+    events: Vec<Event>,
+    webhook: Option<WebhookTarget>,
+    /// Events waiting for the ticker to deliver them to the webhook.
+    outbox: Vec<Event>,
 }
 
 /// Counts of the calls that change something, for tests that must prove a
@@ -135,7 +189,24 @@ pub struct RenderSim {
     world: Arc<Mutex<World>>,
     calls: Arc<Mutex<CallCounts>>,
     api_key: Arc<str>,
+    faults: Faults,
 }
+
+/// A webhook secret that is not `whsec_` followed by base64.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("a Render webhook secret is \"whsec_\" followed by base64")]
+pub struct InvalidWebhookSecret;
+
+/// A fresh webhook secret in Render's form, `whsec_<base64>`.
+pub fn new_webhook_secret() -> String {
+    format!(
+        "whsec_{}",
+        BASE64.encode(crate::identity::random_secret(32).as_bytes())
+    )
+}
+
+/// How often the background ticker of [`RenderSim::spawn`] runs.
+const TICK: Duration = Duration::from_millis(100);
 
 impl RenderSim {
     /// An empty Render account reachable with `api_key`.
@@ -148,10 +219,47 @@ impl RenderSim {
                 failing_commits: Vec::new(),
                 next_id: 1,
                 timing,
+                events: Vec::new(),
+                webhook: None,
+                outbox: Vec::new(),
             })),
             calls: Arc::new(Mutex::new(CallCounts::default())),
             api_key: api_key.into(),
+            faults: Faults::new(),
         }
+    }
+
+    /// The faults applied to every route of [`RenderSim::router`] (a shared
+    /// handle: changes apply at once).
+    pub fn faults(&self) -> Faults {
+        self.faults.clone()
+    }
+
+    /// From now on (events still waiting for the previous target are
+    /// dropped), deploy and build events are POSTed to `url`, signed with
+    /// `secret` (`whsec_<base64>`, as Render shows it), by the ticker of
+    /// [`RenderSim::spawn`]. Failed deliveries are logged and dropped.
+    pub fn set_webhook(&self, url: &str, secret: &str) -> Result<(), InvalidWebhookSecret> {
+        let key = secret
+            .strip_prefix("whsec_")
+            .and_then(|b64| BASE64.decode(b64).ok())
+            .filter(|key| !key.is_empty())
+            .ok_or(InvalidWebhookSecret)?;
+        let mut world = self.world();
+        world.webhook = Some(WebhookTarget {
+            url: url.to_owned(),
+            key,
+        });
+        // Events not yet sent were meant for the previous target.
+        world.outbox.clear();
+        Ok(())
+    }
+
+    /// Stops webhook deliveries (events still waiting are dropped).
+    pub fn clear_webhook(&self) {
+        let mut world = self.world();
+        world.webhook = None;
+        world.outbox.clear();
     }
 
     fn world(&self) -> std::sync::MutexGuard<'_, World> {
@@ -191,7 +299,13 @@ impl RenderSim {
     ) -> Option<String> {
         let mut world = self.world();
         let commit = world.commits.iter().find(|c| c.id == commit_id)?.clone();
-        let id = world.create_deploy(service_id, commit, trigger, false, at);
+        let id = world.create_deploy(
+            service_id,
+            commit,
+            trigger,
+            Start::Build { clear_cache: false },
+            at,
+        );
         Some(id)
     }
 
@@ -206,7 +320,67 @@ impl RenderSim {
         }
     }
 
-    /// The HTTP API, rooted where Render's `/v1` is, plus the deploy hook at `/deploy/{service}`.
+    /// Serves [`RenderSim::router`] on `listener` and runs the ticker that
+    /// moves deploys along and delivers webhooks, until the task is aborted.
+    pub fn spawn(&self, listener: tokio::net::TcpListener) -> JoinHandle<()> {
+        let router = self.router();
+        let sim = self.clone();
+        tokio::spawn(async move {
+            tokio::select! {
+                result = axum::serve(listener, router) => {
+                    if let Err(error) = result {
+                        tracing::error!(%error, "the simulated Render stopped");
+                    }
+                }
+                () = sim.run_ticker() => {}
+            }
+        })
+    }
+
+    async fn run_ticker(&self) {
+        crate::integrations::install_tls_provider();
+        // Render waits up to 15 seconds for a receiver; a test receiver is local.
+        let http = match reqwest::Client::builder()
+            .timeout(Duration::from_secs(5))
+            .build()
+        {
+            Ok(http) => http,
+            Err(error) => {
+                tracing::error!(%error, "the simulated Render cannot send webhooks");
+                return;
+            }
+        };
+        let mut interval = tokio::time::interval(TICK);
+        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            interval.tick().await;
+            self.tick(&http).await;
+        }
+    }
+
+    /// Advances the world to now and delivers the webhooks that are due, in
+    /// the order their events happened.
+    async fn tick(&self, http: &reqwest::Client) {
+        let (target, due) = {
+            let mut world = self.world();
+            world.advance(now());
+            let due = std::mem::take(&mut world.outbox);
+            (world.webhook.clone(), due)
+        };
+        let Some(target) = target else { return };
+        for event in due {
+            let service_name = self
+                .world()
+                .service(&event.service_id)
+                .map(|s| s.seed.name.clone());
+            let body = webhook_payload(&event, service_name.as_deref());
+            deliver(http, &target, &event.id, &body).await;
+        }
+    }
+
+    /// The HTTP API, rooted where Render's `/v1` is, plus the deploy hook at
+    /// `/deploy/{service}`, all subject to [`RenderSim::faults`] (whose admin
+    /// routes are at `/_sandbox/faults`).
     pub fn router(&self) -> Router {
         let api = Router::new()
             .route("/services", get(list_services))
@@ -227,11 +401,15 @@ impl RenderSim {
                 post(cancel_deploy),
             )
             .route("/services/{service_id}/rollback", post(rollback))
+            .route("/services/{service_id}/events", get(list_events))
+            .route("/events/{event_id}", get(get_event))
             .fallback(|| async { error(StatusCode::NOT_FOUND, "not found") });
-        Router::new()
-            .nest("/v1", api)
-            .route("/deploy/{service_id}", post(deploy_hook).get(deploy_hook))
-            .with_state(self.clone())
+        self.faults.wrap(
+            Router::new()
+                .nest("/v1", api)
+                .route("/deploy/{service_id}", post(deploy_hook).get(deploy_hook))
+                .with_state(self.clone()),
+        )
     }
 
     fn authorized(&self, headers: &HeaderMap) -> bool {
@@ -255,17 +433,27 @@ fn rfc3339(t: OffsetDateTime) -> String {
     t.format(&Rfc3339).expect("a UTC time always formats")
 }
 
+/// How a deploy starts: with a build, or (a rollback) from a built image.
+enum Start {
+    Build { clear_cache: bool },
+    Rollback { of: String },
+}
+
 impl World {
     fn create_deploy(
         &mut self,
         service_id: &str,
         commit: Commit,
         trigger: &'static str,
-        skips_build: bool,
+        start: Start,
         at: OffsetDateTime,
     ) -> String {
         let id = format!("dep-sim{:016x}", self.next_id);
         self.next_id += 1;
+        let (skips_build, clear_cache, rollback_of) = match start {
+            Start::Build { clear_cache } => (false, clear_cache, None),
+            Start::Rollback { of } => (true, false, Some(of)),
+        };
         let fails_build = !skips_build && self.failing_commits.contains(&commit.id);
         self.deploys.push(Deploy {
             id: id.clone(),
@@ -279,8 +467,137 @@ impl World {
             skips_build,
             fails_build,
             went_live: false,
+            clear_cache,
+            rollback_of,
+            recorded: Recorded::Nothing,
         });
         id
+    }
+
+    /// Adds an event to the log (and to the webhook outbox when a webhook
+    /// is set and Render would deliver this kind).
+    fn record(&mut self, service_id: &str, at: OffsetDateTime, kind: &'static str, details: Value) {
+        let seq = self.next_id;
+        self.next_id += 1;
+        let event = Event {
+            id: format!("evt-sim{seq:017x}"),
+            seq,
+            service_id: service_id.to_owned(),
+            at,
+            kind,
+            details,
+        };
+        if self.webhook.is_some() && WEBHOOK_KINDS.contains(&kind) {
+            self.outbox.push(event.clone());
+        }
+        self.events.push(event);
+    }
+
+    /// Records the events a deploy has reached by `now` and not recorded yet.
+    fn record_progress(&mut self, i: usize, built_at: OffsetDateTime) {
+        let d = self.deploys[i].clone();
+        let build_id = build_id(&d.id);
+        let mut due: Vec<(OffsetDateTime, &'static str, Value)> = Vec::new();
+        if d.recorded < Recorded::Started {
+            let trigger = trigger_details(&d);
+            due.push((
+                d.created_at,
+                "deploy_started",
+                json!({ "deployId": d.id, "trigger": trigger }),
+            ));
+            if !d.skips_build {
+                due.push((
+                    d.created_at,
+                    "build_started",
+                    json!({ "buildId": build_id, "trigger": trigger }),
+                ));
+            }
+        }
+        let past_build = matches!(
+            d.status,
+            Status::UpdateInProgress | Status::Live | Status::Deactivated | Status::BuildFailed
+        );
+        if d.recorded < Recorded::Built && past_build && !d.skips_build {
+            let outcome = if d.status == Status::BuildFailed {
+                "failed"
+            } else {
+                "succeeded"
+            };
+            due.push((
+                built_at,
+                "build_ended",
+                ended_details("buildId", &build_id, "buildStatus", outcome, json!({})),
+            ));
+        }
+        let ended = match d.status {
+            Status::BuildFailed => Some(("failed", json!({ "buildFailed": { "id": build_id } }))),
+            Status::Live | Status::Deactivated => Some(("succeeded", json!({}))),
+            _ => None,
+        };
+        if let (Some((outcome, reason)), Some(finished)) = (ended, d.finished_at)
+            && d.recorded < Recorded::Ended
+        {
+            due.push((
+                finished,
+                "deploy_ended",
+                ended_details("deployId", &d.id, "deployStatus", outcome, reason),
+            ));
+        }
+        let recorded = if d.finished_at.is_some() {
+            Recorded::Ended
+        } else if past_build {
+            Recorded::Built
+        } else {
+            Recorded::Started
+        };
+        self.deploys[i].recorded = recorded.max(d.recorded);
+        for (at, kind, details) in due {
+            self.record(&d.service_id, at, kind, details);
+        }
+    }
+
+    /// Cancels a deploy in progress at `at`.
+    fn cancel(&mut self, i: usize, at: OffsetDateTime) {
+        let d = &mut self.deploys[i];
+        let in_build = d.status == Status::BuildInProgress && !d.skips_build;
+        d.status = Status::Canceled;
+        d.finished_at = Some(at);
+        d.updated_at = at;
+        d.recorded = Recorded::Ended;
+        let (service_id, deploy_id) = (d.service_id.clone(), d.id.clone());
+        if in_build {
+            self.record(
+                &service_id,
+                at,
+                "build_ended",
+                ended_details(
+                    "buildId",
+                    &build_id(&deploy_id),
+                    "buildStatus",
+                    "canceled",
+                    json!({}),
+                ),
+            );
+        }
+        self.record(
+            &service_id,
+            at,
+            "deploy_ended",
+            ended_details(
+                "deployId",
+                &deploy_id,
+                "deployStatus",
+                "canceled",
+                json!({}),
+            ),
+        );
+    }
+
+    /// Keeps the log (and the outbox) in the order things happened: deploys
+    /// are advanced one by one, so their events arrive interleaved.
+    fn sort_events(&mut self) {
+        self.events.sort_by_key(|e| (e.at, e.seq));
+        self.outbox.sort_by_key(|e| (e.at, e.seq));
     }
 
     /// Moves every deploy in progress to where it is at `now`. Deploys go
@@ -301,34 +618,50 @@ impl World {
             .filter(|&i| self.deploys[i].status.in_progress())
             .collect();
         order.sort_by_key(|&i| phases(&self.deploys[i]).1);
+        let any = !order.is_empty();
         for i in order {
             let (built_at, live_at) = phases(&self.deploys[i]);
-            let deploy = &mut self.deploys[i];
-            if now < built_at {
-                deploy.status = Status::BuildInProgress;
-                continue;
-            }
-            if deploy.fails_build {
-                deploy.status = Status::BuildFailed;
-                deploy.finished_at = Some(built_at);
-                deploy.updated_at = built_at;
-                continue;
-            }
-            if now < live_at {
-                deploy.status = Status::UpdateInProgress;
-                deploy.updated_at = built_at;
-                continue;
-            }
-            deploy.status = Status::Live;
-            deploy.went_live = true;
-            deploy.finished_at = Some(live_at);
-            deploy.updated_at = live_at;
-            let (service, id) = (deploy.service_id.clone(), deploy.id.clone());
-            for other in self.deploys.iter_mut() {
-                if other.service_id == service && other.id != id && other.status == Status::Live {
-                    other.status = Status::Deactivated;
-                    other.updated_at = live_at;
-                }
+            self.step(i, now, built_at, live_at);
+            self.record_progress(i, built_at);
+        }
+        if any {
+            self.sort_events();
+        }
+    }
+
+    /// Moves one deploy in progress to its status at `now`.
+    fn step(
+        &mut self,
+        i: usize,
+        now: OffsetDateTime,
+        built_at: OffsetDateTime,
+        live_at: OffsetDateTime,
+    ) {
+        let deploy = &mut self.deploys[i];
+        if now < built_at {
+            deploy.status = Status::BuildInProgress;
+            return;
+        }
+        if deploy.fails_build {
+            deploy.status = Status::BuildFailed;
+            deploy.finished_at = Some(built_at);
+            deploy.updated_at = built_at;
+            return;
+        }
+        if now < live_at {
+            deploy.status = Status::UpdateInProgress;
+            deploy.updated_at = built_at;
+            return;
+        }
+        deploy.status = Status::Live;
+        deploy.went_live = true;
+        deploy.finished_at = Some(live_at);
+        deploy.updated_at = live_at;
+        let (service, id) = (deploy.service_id.clone(), deploy.id.clone());
+        for other in self.deploys.iter_mut() {
+            if other.service_id == service && other.id != id && other.status == Status::Live {
+                other.status = Status::Deactivated;
+                other.updated_at = live_at;
             }
         }
     }
@@ -340,6 +673,7 @@ impl World {
         service_id: &str,
         commit: Option<&str>,
         trigger: &'static str,
+        clear_cache: bool,
         at: OffsetDateTime,
     ) -> Option<String> {
         let commit = match commit {
@@ -348,7 +682,13 @@ impl World {
         }
         .cloned()?;
         self.advance(at);
-        let id = self.create_deploy(service_id, commit, trigger, false, at);
+        let id = self.create_deploy(
+            service_id,
+            commit,
+            trigger,
+            Start::Build { clear_cache },
+            at,
+        );
         self.advance(at);
         Some(id)
     }
@@ -594,7 +934,9 @@ async fn trigger_deploy(
     if world.service(&id).is_none() {
         return error(StatusCode::NOT_FOUND, "service not found");
     }
-    let Some(deploy_id) = world.build(&id, body.commit_id.as_deref(), "api", now()) else {
+    let clear_cache = body.clear_cache.as_deref() == Some("clear");
+    let Some(deploy_id) = world.build(&id, body.commit_id.as_deref(), "api", clear_cache, now())
+    else {
         return error(StatusCode::BAD_REQUEST, UNKNOWN_COMMIT);
     };
     sim.count(|c| c.deploys_triggered += 1);
@@ -615,21 +957,20 @@ async fn cancel_deploy(
     let mut world = sim.world();
     let at = now();
     world.advance(at);
-    let Some(deploy) = world
+    let Some(i) = world
         .deploys
-        .iter_mut()
-        .find(|d| d.id == deploy_id && d.service_id == service_id)
+        .iter()
+        .position(|d| d.id == deploy_id && d.service_id == service_id)
     else {
         return error(StatusCode::NOT_FOUND, "deploy not found");
     };
-    if !deploy.status.in_progress() {
+    if !world.deploys[i].status.in_progress() {
         return error(StatusCode::CONFLICT, "deploy is not in progress");
     }
-    deploy.status = Status::Canceled;
-    deploy.finished_at = Some(at);
-    deploy.updated_at = at;
+    world.cancel(i, at);
+    world.sort_events();
     sim.count(|c| c.cancels += 1);
-    Json(deploy_json(deploy)).into_response()
+    Json(deploy_json(&world.deploys[i])).into_response()
 }
 
 #[derive(Debug, Deserialize)]
@@ -669,7 +1010,13 @@ async fn rollback(
         );
     }
     // As on Render, a rollback through the API leaves autoDeploy as it is.
-    let deploy_id = world.create_deploy(&id, target.commit, "rollback", true, at);
+    let deploy_id = world.create_deploy(
+        &id,
+        target.commit,
+        "rollback",
+        Start::Rollback { of: target.id },
+        at,
+    );
     world.advance(at);
     sim.count(|c| c.rollbacks += 1);
     let deploy = world
@@ -704,11 +1051,242 @@ async fn deploy_hook(
     if !key_ok {
         return error(StatusCode::UNAUTHORIZED, "invalid deploy hook key");
     }
-    let Some(deploy_id) = world.build(&id, query.commit.as_deref(), "deploy_hook", now()) else {
+    let Some(deploy_id) = world.build(&id, query.commit.as_deref(), "deploy_hook", false, now())
+    else {
         return error(StatusCode::BAD_REQUEST, UNKNOWN_COMMIT);
     };
     sim.count(|c| c.hook_deploys += 1);
     Json(json!({ "deploy": { "id": deploy_id } })).into_response()
+}
+
+/// The event types of the contract's `eventTypeParam` (the `type` filter).
+const EVENT_TYPES: [&str; 37] = [
+    "autoscaling_config_changed",
+    "autoscaling_ended",
+    "autoscaling_started",
+    "branch_deleted",
+    "build_ended",
+    "build_started",
+    "commit_ignored",
+    "cron_job_run_ended",
+    "cron_job_run_started",
+    "deploy_ended",
+    "deploy_started",
+    "disk_created",
+    "disk_updated",
+    "disk_deleted",
+    "image_pull_failed",
+    "initial_deploy_hook_ended",
+    "initial_deploy_hook_started",
+    "instance_count_changed",
+    "job_run_ended",
+    "maintenance_mode_enabled",
+    "maintenance_mode_uri_updated",
+    "maintenance_ended",
+    "maintenance_started",
+    "pipeline_minutes_exhausted",
+    "plan_changed",
+    "pre_deploy_ended",
+    "pre_deploy_started",
+    "server_available",
+    "server_failed",
+    "server_hardware_failure",
+    "server_restarted",
+    "service_resumed",
+    "service_suspended",
+    "suspender_added",
+    "suspender_removed",
+    "zero_downtime_redeploy_ended",
+    "zero_downtime_redeploy_started",
+];
+
+/// The events the simulator delivers to a webhook: all it records.
+const WEBHOOK_KINDS: [&str; 4] = [
+    "deploy_started",
+    "build_started",
+    "build_ended",
+    "deploy_ended",
+];
+
+/// The details of `build_ended` / `deploy_ended`. The contract still
+/// requires the deprecated integer `status` but gives no values; the
+/// simulator writes 2, 3, 4 for succeeded, failed, canceled. Readers should
+/// use `buildStatus` / `deployStatus`.
+fn ended_details(id_key: &str, id: &str, status_key: &str, outcome: &str, reason: Value) -> Value {
+    let code = match outcome {
+        "succeeded" => 2,
+        "failed" => 3,
+        _ => 4,
+    };
+    json!({ id_key: id, status_key: outcome, "status": code, "reason": reason })
+}
+
+/// Render's builds have their own `bld-` ids; here one per deploy.
+fn build_id(deploy_id: &str) -> String {
+    deploy_id.replacen("dep-", "bld-", 1)
+}
+
+/// The `trigger` object of `deploy_started` and `build_started`.
+fn trigger_details(d: &Deploy) -> Value {
+    let mut trigger = json!({
+        "firstBuild": false,
+        "envUpdated": false,
+        "manual": d.trigger == "api",
+        "deployedByRender": false,
+        "clearCache": d.clear_cache,
+        "rollback": d.rollback_of.is_some(),
+    });
+    if d.trigger == "new_commit" {
+        trigger["newCommit"] = json!(d.commit.id);
+    }
+    if let Some(target) = &d.rollback_of {
+        trigger["rollbackTargetDeployId"] = json!(target);
+    }
+    trigger
+}
+
+fn event_json(e: &Event) -> Value {
+    json!({
+        "id": e.id,
+        "timestamp": rfc3339(e.at),
+        "serviceId": e.service_id,
+        "type": e.kind,
+        "details": e.details,
+    })
+}
+
+/// Render's webhook body: `{type, timestamp, data: {id, serviceId, serviceName, status?}}`;
+/// the receiver fetches the rest with `GET /v1/events/{data.id}`.
+fn webhook_payload(e: &Event, service_name: Option<&str>) -> Vec<u8> {
+    let mut data = json!({ "id": e.id, "serviceId": e.service_id });
+    if let Some(name) = service_name {
+        data["serviceName"] = json!(name);
+    }
+    let status = e
+        .details
+        .get("deployStatus")
+        .or_else(|| e.details.get("buildStatus"));
+    if let Some(status) = status {
+        data["status"] = status.clone();
+    }
+    let body = json!({ "type": e.kind, "timestamp": rfc3339(e.at), "data": data });
+    serde_json::to_vec(&body).expect("a JSON value always serializes")
+}
+
+/// The Standard Webhooks signature: `v1,` and the base64 HMAC-SHA256 of
+/// `{id}.{timestamp}.{body}` under the secret's decoded key.
+fn sign(key: &[u8], id: &str, timestamp: i64, body: &[u8]) -> String {
+    let mut mac =
+        Hmac::<sha2::Sha256>::new_from_slice(key).expect("HMAC takes a key of any length");
+    mac.update(format!("{id}.{timestamp}.").as_bytes());
+    mac.update(body);
+    format!("v1,{}", BASE64.encode(mac.finalize().into_bytes()))
+}
+
+/// POSTs one webhook; a failure is logged, never retried.
+async fn deliver(http: &reqwest::Client, target: &WebhookTarget, event_id: &str, body: &[u8]) {
+    let id = format!("msg_{event_id}");
+    let timestamp = now().unix_timestamp();
+    let signature = sign(&target.key, &id, timestamp, body);
+    let result = http
+        .post(&target.url)
+        .header(header::CONTENT_TYPE, "application/json")
+        .header("webhook-id", &id)
+        .header("webhook-timestamp", timestamp.to_string())
+        .header("webhook-signature", signature)
+        .body(body.to_vec())
+        .send()
+        .await;
+    match result {
+        Ok(response) if response.status().is_success() => {}
+        Ok(response) => {
+            tracing::warn!(webhook_id = %id, status = %response.status(), "the webhook receiver refused a delivery");
+        }
+        Err(error) => {
+            tracing::warn!(webhook_id = %id, %error, "a webhook delivery failed");
+        }
+    }
+}
+
+/// A time in a query: RFC 3339 (as the schema says) or Unix seconds (as
+/// its description says).
+fn parse_time(text: &str) -> Option<OffsetDateTime> {
+    OffsetDateTime::parse(text, &Rfc3339).ok().or_else(|| {
+        text.parse::<i64>()
+            .ok()
+            .and_then(|secs| OffsetDateTime::from_unix_timestamp(secs).ok())
+    })
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct EventFilter {
+    #[serde(rename = "type")]
+    kind: Option<String>,
+    start_time: Option<String>,
+    end_time: Option<String>,
+}
+
+/// `GET /v1/services/{serviceId}/events`: newest first, between `startTime`
+/// (default an hour ago, as Render documents) and `endTime` (default now),
+/// of the given `type`s (comma-separated) if any.
+async fn list_events(
+    State(sim): State<RenderSim>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Query(page): Query<Page>,
+    Query(filter): Query<EventFilter>,
+) -> Response {
+    authorize!(sim, headers);
+    let at = now();
+    let mut kinds = Vec::new();
+    for kind in filter.kind.iter().flat_map(|k| k.split(',')) {
+        match EVENT_TYPES.iter().find(|t| **t == kind) {
+            Some(known) => kinds.push(*known),
+            None => return error(StatusCode::BAD_REQUEST, "unknown event type"),
+        }
+    }
+    let window = |text: &Option<String>, default: OffsetDateTime| match text {
+        None => Some(default),
+        Some(text) => parse_time(text),
+    };
+    let (Some(start), Some(end)) = (
+        window(&filter.start_time, at - time::Duration::hours(1)),
+        window(&filter.end_time, at),
+    ) else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "startTime and endTime must be date-times (RFC 3339) or Unix seconds",
+        );
+    };
+    let mut world = sim.world();
+    if world.service(&id).is_none() {
+        return error(StatusCode::NOT_FOUND, "service not found");
+    }
+    world.advance(at);
+    let items = world
+        .events
+        .iter()
+        .rev()
+        .filter(|e| e.service_id == id && start <= e.at && e.at <= end)
+        .filter(|e| kinds.is_empty() || kinds.contains(&e.kind))
+        .map(|e| (e.id.clone(), event_json(e)))
+        .collect();
+    page.respond("event", items)
+}
+
+async fn get_event(
+    State(sim): State<RenderSim>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
+    authorize!(sim, headers);
+    let mut world = sim.world();
+    world.advance(now());
+    match world.events.iter().find(|e| e.id == id) {
+        Some(event) => Json(event_json(event)).into_response(),
+        None => error(StatusCode::NOT_FOUND, "event not found"),
+    }
 }
 
 #[cfg(test)]
