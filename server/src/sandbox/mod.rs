@@ -6,7 +6,9 @@
 //! simulated GitHub and the target database are still to come, and the
 //! panel does not read Render yet.
 
+pub mod alembic;
 pub mod render;
+pub mod target_db;
 
 use crate::audit::RequestMeta;
 use crate::cli::{CliError, open_store, serve};
