@@ -74,8 +74,12 @@ impl TargetDb {
     /// Creates `alembic_version` as Alembic does, if it is not there yet.
     pub async fn ensure(&self) -> Result<(), TargetDbError> {
         match &self.pool {
-            Pool::Sqlite(p) => drop(sqlx::query(CREATE_ALEMBIC_VERSION).execute(p).await?),
-            Pool::Postgres(p) => drop(sqlx::query(CREATE_ALEMBIC_VERSION).execute(p).await?),
+            Pool::Sqlite(p) => {
+                sqlx::query(CREATE_ALEMBIC_VERSION).execute(p).await?;
+            }
+            Pool::Postgres(p) => {
+                sqlx::query(CREATE_ALEMBIC_VERSION).execute(p).await?;
+            }
         }
         Ok(())
     }
