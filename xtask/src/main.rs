@@ -10,6 +10,13 @@ use std::process::{Command, ExitCode};
 const CARGO_LEPTOS: &str = "0.3.10";
 const WASM_BINDGEN: &str = "0.2.130";
 const BINARYEN: &str = "132.0.0";
+/// The real Alembic, for the sandbox's migration tests, and what it needs
+/// to reach PostgreSQL.
+const PYTHON_PACKAGES: [(&str, &str); 3] = [
+    ("alembic", "1.20.1"),
+    ("sqlalchemy", "2.1.9"),
+    ("psycopg2-binary", "2.9.13"),
+];
 
 fn main() -> ExitCode {
     let args: Vec<String> = env::args().skip(1).collect();
@@ -48,13 +55,55 @@ fn target_dir() -> PathBuf {
         .unwrap_or_else(|| root().join("target"))
 }
 
-/// Where tools installed from npm live, outside the checkout so a fresh
+/// Where tools installed from npm and PyPI live, outside the checkout so a fresh
 /// clone does not install them again.
 fn tools_dir() -> PathBuf {
     let home = env::var_os("HOME")
         .map(PathBuf::from)
         .unwrap_or_else(env::temp_dir);
     home.join(".local/share/flightdeck-tools")
+}
+
+/// The virtualenv with the real Alembic, beside the npm tools.
+fn alembic_venv() -> PathBuf {
+    tools_dir().join("alembic-venv")
+}
+
+/// Creates the Alembic virtualenv and installs the pinned packages, unless
+/// they are there already.
+fn alembic_tools() -> Result<(), String> {
+    let venv = alembic_venv();
+    let python = venv.join("bin/python");
+    let python = python.to_str().ok_or("the tools path is not UTF-8")?;
+    let wanted: Vec<&str> = PYTHON_PACKAGES.iter().map(|(_, v)| *v).collect();
+    let names: Vec<String> = PYTHON_PACKAGES
+        .iter()
+        .map(|(n, _)| format!("{n:?}"))
+        .collect();
+    let probe = format!(
+        "from importlib.metadata import version; print(*(version(n) for n in [{}]))",
+        names.join(", ")
+    );
+    let installed = output_of(python, &["-c", &probe]).unwrap_or_default();
+    if installed.split_whitespace().collect::<Vec<_>>() == wanted {
+        return Ok(());
+    }
+    if output_of(python, &["--version"]).is_none() {
+        status(command("python3").args(["-m", "venv"]).arg(&venv)).map_err(|e| {
+            format!("{e}\n  the migration tests need Python 3 with venv: `apt-get install python3 python3-venv`")
+        })?;
+    }
+    status(
+        command(python)
+            .args([
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "--disable-pip-version-check",
+            ])
+            .args(PYTHON_PACKAGES.iter().map(|(n, v)| format!("{n}=={v}"))),
+    )
 }
 
 /// PATH with the npm tools first, so a registry `wasm-opt` wins over
@@ -94,7 +143,8 @@ fn output_of(program: &str, args: &[&str]) -> Option<String> {
 }
 
 /// Installs what is missing: the wasm target, cargo-leptos, wasm-bindgen,
-/// wasm-opt and, for the browser tests, Chromium and ChromeDriver.
+/// wasm-opt, the real Alembic in a virtualenv and, for the browser tests,
+/// Chromium and ChromeDriver.
 fn tools(browser: bool) -> Result<(), String> {
     let targets = output_of("rustup", &["target", "list", "--installed"]).unwrap_or_default();
     if !targets
@@ -134,6 +184,7 @@ fn tools(browser: bool) -> Result<(), String> {
                 .arg(format!("binaryen@{BINARYEN}")),
         )?;
     }
+    alembic_tools()?;
     if browser
         && (output_of("chromium", &["--version"]).is_none()
             || output_of("chromedriver", &["--version"]).is_none())
@@ -176,6 +227,7 @@ fn test(extra: &[String]) -> Result<(), String> {
             .args(extra.iter().filter(|a| *a != "--"))
             .env("RUSTFLAGS", rustflags)
             .env("FLIGHTDECK_SITE_ROOT", target_dir().join("site"))
-            .env("FLIGHTDECK_BIN", target_dir().join("debug/flightdeck")),
+            .env("FLIGHTDECK_BIN", target_dir().join("debug/flightdeck"))
+            .env("FLIGHTDECK_ALEMBIC", alembic_venv().join("bin/alembic")),
     )
 }

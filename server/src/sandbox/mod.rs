@@ -6,9 +6,11 @@
 //! simulated GitHub and the target database are still to come, and the
 //! panel does not read Render yet.
 
+pub mod alembic;
 pub mod faults;
 pub mod render;
 pub mod scenario;
+pub mod target_db;
 
 use crate::audit::RequestMeta;
 use crate::cli::{CliError, open_store, serve};
