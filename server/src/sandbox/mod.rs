@@ -6,6 +6,7 @@
 //! simulated GitHub and the target database are still to come, and the
 //! panel does not read Render yet.
 
+pub mod github;
 pub mod render;
 
 use crate::audit::RequestMeta;
