@@ -143,7 +143,10 @@ pub enum Outcome {
     Success,
     /// The named step of the named job fails; the job's later steps and
     /// the later jobs are skipped, as GitHub does for dependent jobs.
-    FailAt { job: String, step: String },
+    FailAt {
+        job: String,
+        step: String,
+    },
 }
 
 /// A run that already happened (or is happening) when seeded.
@@ -190,10 +193,17 @@ pub struct CompletedRun {
 /// Awaited just before a dispatched run would complete successfully;
 /// `Err(message)` makes the run conclude `failure` instead.
 pub type RunCompletedHook = Arc<
-    dyn Fn(CompletedRun) -> Pin<Box<dyn Future<Output = Result<(), String>> + Send>>
-        + Send
-        + Sync,
+    dyn Fn(CompletedRun) -> Pin<Box<dyn Future<Output = Result<(), String>> + Send>> + Send + Sync,
 >;
+
+/// Wraps an async closure as a [`RunCompletedHook`].
+pub fn run_completed_hook<F, Fut>(hook: F) -> RunCompletedHook
+where
+    F: Fn(CompletedRun) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<(), String>> + Send + 'static,
+{
+    Arc::new(move |run| Box::pin(hook(run)))
+}
 
 /// Counts of the calls that change something, for tests that must prove a
 /// call was made exactly once (or never).
@@ -464,8 +474,7 @@ impl GithubSim {
         let base = self.webhook_base();
         let world = self.world();
         for event in events {
-            if let Some(delivery) =
-                webhooks::render_event(self, &world, &base, &target, event)
+            if let Some(delivery) = webhooks::render_event(self, &world, &base, &target, event)
                 && self.inner.deliveries.send(delivery).is_err()
             {
                 tracing::warn!("the webhook delivery task has stopped");
@@ -561,12 +570,18 @@ impl GithubSim {
         if counts {
             rate.used = (rate.used + 1).min(RATE_LIMIT);
         }
-        (rate.used, RATE_LIMIT - rate.used, rate.reset.unix_timestamp())
+        (
+            rate.used,
+            RATE_LIMIT - rate.used,
+            rate.reset.unix_timestamp(),
+        )
     }
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
@@ -809,7 +824,10 @@ fn paginate<T>(items: Vec<T>, page: &PageQuery, base: &str, uri: &Uri) -> (Vec<T
     };
     let mut links = Vec::new();
     if current > 1 {
-        links.push(format!("{}; rel=\"prev\"", link_to((current - 1).min(last))));
+        links.push(format!(
+            "{}; rel=\"prev\"",
+            link_to((current - 1).min(last))
+        ));
     }
     if current < last && total > 0 {
         links.push(format!("{}; rel=\"next\"", link_to(current + 1)));
@@ -834,7 +852,8 @@ fn with_link(status: StatusCode, body: Value, link: Option<String>) -> Response 
 async fn rate_limit(State(sim): State<GithubSim>) -> Response {
     let (used, remaining, reset) = sim.rate(false);
     let core = json!({ "limit": RATE_LIMIT, "used": used, "remaining": remaining, "reset": reset });
-    let other = |limit: u32| json!({ "limit": limit, "used": 0, "remaining": limit, "reset": reset });
+    let other =
+        |limit: u32| json!({ "limit": limit, "used": 0, "remaining": limit, "reset": reset });
     Json(json!({
         "resources": {
             "core": core,

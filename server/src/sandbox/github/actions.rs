@@ -9,8 +9,8 @@
 use super::shapes::{node_id, simple_user};
 use super::webhooks::Event;
 use super::{
-    ActionsTiming, Base, CompletedRun, GithubSim, Outcome, PageQuery, Person, SeedError, World,
-    WorkflowSeed, error, iso, not_found, paginate, parse_body, unprocessable, with_link,
+    ActionsTiming, Base, CompletedRun, GithubSim, Outcome, PageQuery, Person, SeedError,
+    WorkflowSeed, World, error, iso, not_found, paginate, parse_body, unprocessable, with_link,
 };
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
@@ -185,7 +185,10 @@ impl Actions {
         self.runs.iter().find(|r| r.id == id)
     }
 
-    fn fail_index(seed: &WorkflowSeed, outcome: &Outcome) -> Result<Option<(usize, usize)>, SeedError> {
+    fn fail_index(
+        seed: &WorkflowSeed,
+        outcome: &Outcome,
+    ) -> Result<Option<(usize, usize)>, SeedError> {
         match outcome {
             Outcome::Success => Ok(None),
             Outcome::FailAt { job, step } => seed
@@ -287,7 +290,12 @@ impl Actions {
     }
 
     /// The view of `run`'s attempt `number` (the latest when `None`) at `at`.
-    pub fn view_of(&self, run: &Run, number: Option<u32>, at: OffsetDateTime) -> Option<AttemptView> {
+    pub fn view_of(
+        &self,
+        run: &Run,
+        number: Option<u32>,
+        at: OffsetDateTime,
+    ) -> Option<AttemptView> {
         let attempt = match number {
             Some(n) => run.attempts.iter().find(|a| a.number == n)?,
             None => run.attempts.last()?,
@@ -348,7 +356,13 @@ impl Actions {
         std::mem::take(&mut self.events)
     }
 
-    pub fn hook_done(&mut self, run_id: u64, number: u32, result: Result<(), String>, at: OffsetDateTime) {
+    pub fn hook_done(
+        &mut self,
+        run_id: u64,
+        number: u32,
+        result: Result<(), String>,
+        at: OffsetDateTime,
+    ) {
         if let Some(attempt) = self
             .runs
             .iter_mut()
@@ -360,7 +374,13 @@ impl Actions {
     }
 
     /// A new attempt; `only_failed` keeps the jobs that passed.
-    fn rerun(&mut self, run_id: u64, only_failed: bool, actor: Person, now: OffsetDateTime) -> Result<(), Response> {
+    fn rerun(
+        &mut self,
+        run_id: u64,
+        only_failed: bool,
+        actor: Person,
+        now: OffsetDateTime,
+    ) -> Result<(), Response> {
         let timing = self.timing;
         let index = self
             .runs
@@ -372,7 +392,10 @@ impl Actions {
             let last = run.attempts.last().ok_or_else(not_found)?;
             let previous = view(last, timing, now);
             if previous.phase < 2 {
-                return Err(error(StatusCode::FORBIDDEN, "This workflow is already running"));
+                return Err(error(
+                    StatusCode::FORBIDDEN,
+                    "This workflow is already running",
+                ));
             }
             let seed = self
                 .workflows
@@ -380,12 +403,25 @@ impl Actions {
                 .find(|w| w.id == run.workflow_id)
                 .map(|w| w.seed.clone())
                 .ok_or_else(not_found)?;
-            (seed, previous, run.head_sha.clone(), run.dispatched, last.number + 1)
+            (
+                seed,
+                previous,
+                run.head_sha.clone(),
+                run.dispatched,
+                last.number + 1,
+            )
         };
         let mut jobs = self.plan_jobs(&seed);
         if only_failed {
-            if previous.jobs.iter().all(|j| j.conclusion == Some("success")) {
-                return Err(error(StatusCode::FORBIDDEN, "There are no failed jobs to re-run"));
+            if previous
+                .jobs
+                .iter()
+                .all(|j| j.conclusion == Some("success"))
+            {
+                return Err(error(
+                    StatusCode::FORBIDDEN,
+                    "There are no failed jobs to re-run",
+                ));
             }
             for (planned, old) in jobs.iter_mut().zip(&previous.jobs) {
                 if old.conclusion == Some("success") {
@@ -393,7 +429,11 @@ impl Actions {
                 }
             }
         }
-        let outcome = self.outcomes.get(&head_sha).cloned().unwrap_or(Outcome::Success);
+        let outcome = self
+            .outcomes
+            .get(&head_sha)
+            .cloned()
+            .unwrap_or(Outcome::Success);
         let fail_at = Self::fail_index(&seed, &outcome)
             .ok()
             .flatten()
@@ -516,7 +556,10 @@ pub(super) fn view(attempt: &Attempt, timing: ActionsTiming, at: OffsetDateTime)
                         }
                         end = None;
                     }
-                    Hook::Done { at: answered, result } => {
+                    Hook::Done {
+                        at: answered,
+                        result,
+                    } => {
                         end = Some(later(begin + step, *answered));
                         fails = result.is_err();
                     }
@@ -556,7 +599,14 @@ pub(super) fn view(attempt: &Attempt, timing: ActionsTiming, at: OffsetDateTime)
                 job.conclusion = Some(conclusion);
                 job.completed_at = Some(when);
                 failed |= conclusion == "failure";
-                stop = Some((when, if conclusion == "failure" { "skipped" } else { "cancelled" }));
+                stop = Some((
+                    when,
+                    if conclusion == "failure" {
+                        "skipped"
+                    } else {
+                        "cancelled"
+                    },
+                ));
                 next_start = None;
             }
             None if job.steps.iter().all(|s| s.status == "completed") => {
@@ -578,7 +628,11 @@ pub(super) fn view(attempt: &Attempt, timing: ActionsTiming, at: OffsetDateTime)
     let (status, conclusion, phase) = if cut.is_some() && all_done {
         ("completed", Some("cancelled"), 2)
     } else if all_done {
-        ("completed", Some(if failed { "failure" } else { "success" }), 2)
+        (
+            "completed",
+            Some(if failed { "failure" } else { "success" }),
+            2,
+        )
     } else if horizon < start {
         ("queued", None, 0)
     } else {
@@ -599,27 +653,50 @@ pub(super) fn routes() -> Router<GithubSim> {
     Router::new()
         .route(&format!("{r}/runs"), get(list_runs))
         .route(&format!("{r}/runs/{{run_id}}"), get(get_run))
-        .route(&format!("{r}/runs/{{run_id}}/attempts/{{attempt}}"), get(get_attempt))
+        .route(
+            &format!("{r}/runs/{{run_id}}/attempts/{{attempt}}"),
+            get(get_attempt),
+        )
         .route(&format!("{r}/runs/{{run_id}}/jobs"), get(list_jobs))
-        .route(&format!("{r}/runs/{{run_id}}/attempts/{{attempt}}/jobs"), get(list_attempt_jobs))
+        .route(
+            &format!("{r}/runs/{{run_id}}/attempts/{{attempt}}/jobs"),
+            get(list_attempt_jobs),
+        )
         .route(&format!("{r}/jobs/{{job_id}}"), get(get_job))
         .route(&format!("{r}/runs/{{run_id}}/rerun"), post(rerun))
-        .route(&format!("{r}/runs/{{run_id}}/rerun-failed-jobs"), post(rerun_failed))
+        .route(
+            &format!("{r}/runs/{{run_id}}/rerun-failed-jobs"),
+            post(rerun_failed),
+        )
         .route(&format!("{r}/runs/{{run_id}}/cancel"), post(cancel))
         .route(&format!("{r}/runs/{{run_id}}/force-cancel"), post(cancel))
         .route(&format!("{r}/workflows"), get(list_workflows))
         .route(&format!("{r}/workflows/{{workflow_id}}"), get(get_workflow))
-        .route(&format!("{r}/workflows/{{workflow_id}}/runs"), get(list_workflow_runs))
-        .route(&format!("{r}/workflows/{{workflow_id}}/dispatches"), post(dispatch))
+        .route(
+            &format!("{r}/workflows/{{workflow_id}}/runs"),
+            get(list_workflow_runs),
+        )
+        .route(
+            &format!("{r}/workflows/{{workflow_id}}/dispatches"),
+            post(dispatch),
+        )
 }
 
 impl GithubSim {
     fn actions_api(&self, base: &str) -> String {
-        format!("{base}/repos/{}/{}/actions", self.config().owner, self.config().repo)
+        format!(
+            "{base}/repos/{}/{}/actions",
+            self.config().owner,
+            self.config().repo
+        )
     }
 
     fn html(&self) -> String {
-        format!("https://github.com/{}/{}", self.config().owner, self.config().repo)
+        format!(
+            "https://github.com/{}/{}",
+            self.config().owner,
+            self.config().repo
+        )
     }
 
     pub(super) fn workflow_json(&self, base: &str, w: &Workflow) -> Value {
@@ -634,26 +711,37 @@ impl GithubSim {
             "updated_at": iso(w.created_at),
             "url": format!("{}/workflows/{}", self.actions_api(base), w.id),
             "html_url": format!("{html}/blob/{}/.github/workflows/{}", self.config().default_branch, w.seed.file),
-            "badge_url": format!("{html}/workflows/{}/badge.svg", w.seed.name),
+            "badge_url": format!("{html}/actions/workflows/{}/badge.svg", w.seed.file),
         })
     }
 
     /// `workflow-run` for attempt `view` of `run`.
-    pub(super) fn run_json(&self, world: &World, base: &str, run: &Run, attempt: &Attempt, view: &AttemptView) -> Value {
+    pub(super) fn run_json(
+        &self,
+        world: &World,
+        base: &str,
+        run: &Run,
+        attempt: &Attempt,
+        view: &AttemptView,
+    ) -> Value {
         let api = self.actions_api(base);
         let html = self.html();
         let id = run.id;
         let repo = self.repository_json(world, base);
-        let head_commit = world.git.commits.get(&run.head_sha).map_or(Value::Null, |c| {
-            json!({
-                "id": c.sha,
-                "tree_id": c.tree,
-                "message": c.message,
-                "timestamp": iso(c.committer.date),
-                "author": { "name": c.author.name, "email": c.author.email },
-                "committer": { "name": c.committer.name, "email": c.committer.email },
-            })
-        });
+        let head_commit = world
+            .git
+            .commits
+            .get(&run.head_sha)
+            .map_or(Value::Null, |c| {
+                json!({
+                    "id": c.sha,
+                    "tree_id": c.tree,
+                    "message": c.message,
+                    "timestamp": iso(c.committer.date),
+                    "author": { "name": c.author.name, "email": c.author.email },
+                    "committer": { "name": c.committer.name, "email": c.committer.email },
+                })
+            });
         let check_suite = id + 20_000_000_000;
         let mut value = json!({
             "id": id,
@@ -674,29 +762,32 @@ impl GithubSim {
             "html_url": format!("{html}/actions/runs/{id}"),
             "pull_requests": [],
         });
-        super::shapes::extend(&mut value, json!({
-            "created_at": iso(run.created_at),
-            "updated_at": iso(view.updated_at),
-            "actor": simple_user(base, &run.actor.login),
-            "run_attempt": attempt.number,
-            "referenced_workflows": [],
-            "run_started_at": iso(attempt.queued_at),
-            "triggering_actor": simple_user(base, &attempt.triggering_actor.login),
-            "jobs_url": format!("{api}/runs/{id}/jobs"),
-            "logs_url": format!("{api}/runs/{id}/logs"),
-            "check_suite_url": format!("{base}/repos/{}/{}/check-suites/{check_suite}", self.config().owner, self.config().repo),
-            "artifacts_url": format!("{api}/runs/{id}/artifacts"),
-            "cancel_url": format!("{api}/runs/{id}/cancel"),
-            "rerun_url": format!("{api}/runs/{id}/rerun"),
-            "previous_attempt_url": if attempt.number > 1 {
-                json!(format!("{api}/runs/{id}/attempts/{}", attempt.number - 1))
-            } else { Value::Null },
-            "workflow_url": format!("{api}/workflows/{}", run.workflow_id),
-            "head_commit": head_commit,
-            "repository": repo,
-            "head_repository": repo,
-            "head_repository_id": repo["id"],
-        }));
+        super::shapes::extend(
+            &mut value,
+            json!({
+                "created_at": iso(run.created_at),
+                "updated_at": iso(view.updated_at),
+                "actor": simple_user(base, &run.actor.login),
+                "run_attempt": attempt.number,
+                "referenced_workflows": [],
+                "run_started_at": iso(attempt.queued_at),
+                "triggering_actor": simple_user(base, &attempt.triggering_actor.login),
+                "jobs_url": format!("{api}/runs/{id}/jobs"),
+                "logs_url": format!("{api}/runs/{id}/logs"),
+                "check_suite_url": format!("{base}/repos/{}/{}/check-suites/{check_suite}", self.config().owner, self.config().repo),
+                "artifacts_url": format!("{api}/runs/{id}/artifacts"),
+                "cancel_url": format!("{api}/runs/{id}/cancel"),
+                "rerun_url": format!("{api}/runs/{id}/rerun"),
+                "previous_attempt_url": if attempt.number > 1 {
+                    json!(format!("{api}/runs/{id}/attempts/{}", attempt.number - 1))
+                } else { Value::Null },
+                "workflow_url": format!("{api}/workflows/{}", run.workflow_id),
+                "head_commit": head_commit,
+                "repository": repo,
+                "head_repository": repo,
+                "head_repository_id": repo["id"],
+            }),
+        );
         value
     }
 
@@ -705,7 +796,12 @@ impl GithubSim {
         let api = self.actions_api(base);
         let started = job.status != "queued" && job.conclusion != Some("skipped");
         let (runner_id, runner_name, group_id, group_name) = if started {
-            (json!(2), json!("GitHub Actions 2"), json!(0), json!("GitHub Actions"))
+            (
+                json!(2),
+                json!("GitHub Actions 2"),
+                json!(0),
+                json!("GitHub Actions"),
+            )
         } else {
             (Value::Null, Value::Null, Value::Null, Value::Null)
         };
@@ -765,9 +861,22 @@ struct RunsQuery {
     page: PageQuery,
 }
 
-const RUN_STATUSES: &[&str] = &["requested", "in_progress", "completed", "queued", "pending", "waiting"];
+const RUN_STATUSES: &[&str] = &[
+    "requested",
+    "in_progress",
+    "completed",
+    "queued",
+    "pending",
+    "waiting",
+];
 
-fn runs_page(sim: &GithubSim, base: &str, uri: &Uri, query: &RunsQuery, workflow: Option<u64>) -> Response {
+fn runs_page(
+    sim: &GithubSim,
+    base: &str,
+    uri: &Uri,
+    query: &RunsQuery,
+    workflow: Option<u64>,
+) -> Response {
     let world = sim.world();
     let at = super::now();
     let runs: Vec<(&Run, AttemptView)> = world
@@ -797,10 +906,19 @@ fn runs_page(sim: &GithubSim, base: &str, uri: &Uri, query: &RunsQuery, workflow
         .iter()
         .map(|(r, v)| sim.run_json(&world, base, r, r.attempts.last().expect("an attempt"), v))
         .collect();
-    with_link(StatusCode::OK, json!({ "total_count": total, "workflow_runs": items }), link)
+    with_link(
+        StatusCode::OK,
+        json!({ "total_count": total, "workflow_runs": items }),
+        link,
+    )
 }
 
-async fn list_runs(State(sim): State<GithubSim>, Base(base): Base, uri: Uri, Query(query): Query<RunsQuery>) -> Response {
+async fn list_runs(
+    State(sim): State<GithubSim>,
+    Base(base): Base,
+    uri: Uri,
+    Query(query): Query<RunsQuery>,
+) -> Response {
     runs_page(&sim, &base, &uri, &query, None)
 }
 
@@ -818,7 +936,11 @@ async fn list_workflow_runs(
     runs_page(&sim, &base, &uri, &query, Some(id))
 }
 
-async fn get_run(State(sim): State<GithubSim>, Base(base): Base, Path(params): Path<HashMap<String, String>>) -> Response {
+async fn get_run(
+    State(sim): State<GithubSim>,
+    Base(base): Base,
+    Path(params): Path<HashMap<String, String>>,
+) -> Response {
     let world = sim.world();
     match number(&params, "run_id").and_then(|id| world.actions.run(id)) {
         Some(run) => Json(sim.latest_run_json(&world, &base, run, super::now())).into_response(),
@@ -826,12 +948,18 @@ async fn get_run(State(sim): State<GithubSim>, Base(base): Base, Path(params): P
     }
 }
 
-async fn get_attempt(State(sim): State<GithubSim>, Base(base): Base, Path(params): Path<HashMap<String, String>>) -> Response {
+async fn get_attempt(
+    State(sim): State<GithubSim>,
+    Base(base): Base,
+    Path(params): Path<HashMap<String, String>>,
+) -> Response {
     let world = sim.world();
     let Some(run) = number(&params, "run_id").and_then(|id| world.actions.run(id)) else {
         return not_found();
     };
-    let Some(attempt) = number(&params, "attempt").and_then(|n| run.attempts.iter().find(|a| u64::from(a.number) == n)) else {
+    let Some(attempt) = number(&params, "attempt")
+        .and_then(|n| run.attempts.iter().find(|a| u64::from(a.number) == n))
+    else {
         return not_found();
     };
     let view = view(attempt, world.actions.timing, super::now());
@@ -845,11 +973,22 @@ struct JobsQuery {
     page: PageQuery,
 }
 
-fn jobs_page(sim: &GithubSim, base: &str, uri: &Uri, run: &Run, jobs: Vec<JobView>, page: &PageQuery) -> Response {
+fn jobs_page(
+    sim: &GithubSim,
+    base: &str,
+    uri: &Uri,
+    run: &Run,
+    jobs: Vec<JobView>,
+    page: &PageQuery,
+) -> Response {
     let total = jobs.len();
     let (jobs, link) = paginate(jobs, page, base, uri);
     let items: Vec<Value> = jobs.iter().map(|j| sim.job_json(base, run, j)).collect();
-    with_link(StatusCode::OK, json!({ "total_count": total, "jobs": items }), link)
+    with_link(
+        StatusCode::OK,
+        json!({ "total_count": total, "jobs": items }),
+        link,
+    )
 }
 
 async fn list_jobs(
@@ -865,16 +1004,29 @@ async fn list_jobs(
     };
     let at = super::now();
     let jobs = match query.filter.as_deref().unwrap_or("latest") {
-        "latest" => world.actions.view_of(run, None, at).map(|v| v.jobs).unwrap_or_default(),
+        "latest" => world
+            .actions
+            .view_of(run, None, at)
+            .map(|v| v.jobs)
+            .unwrap_or_default(),
         "all" => {
             let mut jobs = Vec::new();
             for attempt in &run.attempts {
                 let view = view(attempt, world.actions.timing, at);
-                jobs.extend(view.jobs.into_iter().filter(|j| j.run_attempt == attempt.number));
+                jobs.extend(
+                    view.jobs
+                        .into_iter()
+                        .filter(|j| j.run_attempt == attempt.number),
+                );
             }
             jobs
         }
-        _ => return unprocessable("Validation Failed", vec![json!({ "resource": "Job", "field": "filter", "code": "invalid" })]),
+        _ => {
+            return unprocessable(
+                "Validation Failed",
+                vec![json!({ "resource": "Job", "field": "filter", "code": "invalid" })],
+            );
+        }
     };
     jobs_page(&sim, &base, &uri, run, jobs, &query.page)
 }
@@ -899,7 +1051,11 @@ async fn list_attempt_jobs(
     jobs_page(&sim, &base, &uri, run, view.jobs, &query.page)
 }
 
-async fn get_job(State(sim): State<GithubSim>, Base(base): Base, Path(params): Path<HashMap<String, String>>) -> Response {
+async fn get_job(
+    State(sim): State<GithubSim>,
+    Base(base): Base,
+    Path(params): Path<HashMap<String, String>>,
+) -> Response {
     let Some(job_id) = number(&params, "job_id") else {
         return not_found();
     };
@@ -907,7 +1063,10 @@ async fn get_job(State(sim): State<GithubSim>, Base(base): Base, Path(params): P
     let at = super::now();
     for run in &world.actions.runs {
         for attempt in &run.attempts {
-            let owns = attempt.jobs.iter().any(|j| matches!(j, PlannedJob::Run { id, .. } if *id == job_id));
+            let owns = attempt
+                .jobs
+                .iter()
+                .any(|j| matches!(j, PlannedJob::Run { id, .. } if *id == job_id));
             if !owns {
                 continue;
             }
@@ -924,9 +1083,15 @@ fn run_id_of(params: &HashMap<String, String>) -> u64 {
     number(params, "run_id").unwrap_or(0)
 }
 
-async fn rerun(State(sim): State<GithubSim>, Path(params): Path<HashMap<String, String>>) -> Response {
+async fn rerun(
+    State(sim): State<GithubSim>,
+    Path(params): Path<HashMap<String, String>>,
+) -> Response {
     let actor = sim.config().user.clone();
-    let result = sim.world().actions.rerun(run_id_of(&params), false, actor, super::now());
+    let result = sim
+        .world()
+        .actions
+        .rerun(run_id_of(&params), false, actor, super::now());
     match result {
         Ok(()) => {
             sim.count(|c| c.reruns += 1);
@@ -936,9 +1101,15 @@ async fn rerun(State(sim): State<GithubSim>, Path(params): Path<HashMap<String, 
     }
 }
 
-async fn rerun_failed(State(sim): State<GithubSim>, Path(params): Path<HashMap<String, String>>) -> Response {
+async fn rerun_failed(
+    State(sim): State<GithubSim>,
+    Path(params): Path<HashMap<String, String>>,
+) -> Response {
     let actor = sim.config().user.clone();
-    let result = sim.world().actions.rerun(run_id_of(&params), true, actor, super::now());
+    let result = sim
+        .world()
+        .actions
+        .rerun(run_id_of(&params), true, actor, super::now());
     match result {
         Ok(()) => {
             sim.count(|c| c.reruns_failed += 1);
@@ -948,7 +1119,10 @@ async fn rerun_failed(State(sim): State<GithubSim>, Path(params): Path<HashMap<S
     }
 }
 
-async fn cancel(State(sim): State<GithubSim>, Path(params): Path<HashMap<String, String>>) -> Response {
+async fn cancel(
+    State(sim): State<GithubSim>,
+    Path(params): Path<HashMap<String, String>>,
+) -> Response {
     let at = super::now();
     let mut world = sim.world();
     let timing = world.actions.timing;
@@ -963,7 +1137,10 @@ async fn cancel(State(sim): State<GithubSim>, Path(params): Path<HashMap<String,
         return not_found();
     };
     if view(attempt, timing, at).phase == 2 {
-        return error(StatusCode::CONFLICT, "Cannot cancel a workflow run that is completed.");
+        return error(
+            StatusCode::CONFLICT,
+            "Cannot cancel a workflow run that is completed.",
+        );
     }
     attempt.cancelled_at = Some(at);
     drop(world);
@@ -971,16 +1148,32 @@ async fn cancel(State(sim): State<GithubSim>, Path(params): Path<HashMap<String,
     (StatusCode::ACCEPTED, Json(json!({}))).into_response()
 }
 
-async fn list_workflows(State(sim): State<GithubSim>, Base(base): Base, uri: Uri, Query(page): Query<PageQuery>) -> Response {
+async fn list_workflows(
+    State(sim): State<GithubSim>,
+    Base(base): Base,
+    uri: Uri,
+    Query(page): Query<PageQuery>,
+) -> Response {
     let world = sim.world();
     let all: Vec<&Workflow> = world.actions.workflows.iter().collect();
     let total = all.len();
     let (items, link) = paginate(all, &page, &base, &uri);
-    let items: Vec<Value> = items.into_iter().map(|w| sim.workflow_json(&base, w)).collect();
-    with_link(StatusCode::OK, json!({ "total_count": total, "workflows": items }), link)
+    let items: Vec<Value> = items
+        .into_iter()
+        .map(|w| sim.workflow_json(&base, w))
+        .collect();
+    with_link(
+        StatusCode::OK,
+        json!({ "total_count": total, "workflows": items }),
+        link,
+    )
 }
 
-async fn get_workflow(State(sim): State<GithubSim>, Base(base): Base, Path(params): Path<HashMap<String, String>>) -> Response {
+async fn get_workflow(
+    State(sim): State<GithubSim>,
+    Base(base): Base,
+    Path(params): Path<HashMap<String, String>>,
+) -> Response {
     let key = params.get("workflow_id").cloned().unwrap_or_default();
     let world = sim.world();
     match world.actions.workflow_by_key(&key) {
@@ -1017,24 +1210,30 @@ async fn dispatch(
     let inputs = body.inputs.unwrap_or_default();
     if inputs.len() > MAX_INPUTS {
         return unprocessable(
-            &format!("you may only define up to {MAX_INPUTS} `inputs` for a `workflow_dispatch` event"),
+            &format!(
+                "you may only define up to {MAX_INPUTS} `inputs` for a `workflow_dispatch` event"
+            ),
             Vec::new(),
         );
     }
     let key = params.get("workflow_id").cloned().unwrap_or_default();
     let mut world = sim.world();
-    let Some(file) = world.actions.workflow_by_key(&key).map(|w| w.seed.file.clone()) else {
+    let Some(file) = world
+        .actions
+        .workflow_by_key(&key)
+        .map(|w| w.seed.file.clone())
+    else {
         return not_found();
     };
-    let branch = name
-        .strip_prefix("refs/heads/")
-        .unwrap_or(&name)
-        .to_owned();
+    let branch = name.strip_prefix("refs/heads/").unwrap_or(&name).to_owned();
     let head = world.git.branch_head(&branch).or_else(|| {
         world
             .git
             .refs
-            .get(&format!("refs/tags/{}", name.trim_start_matches("refs/tags/")))
+            .get(&format!(
+                "refs/tags/{}",
+                name.trim_start_matches("refs/tags/")
+            ))
             .cloned()
     });
     let Some(head_sha) = head else {

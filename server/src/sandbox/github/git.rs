@@ -298,6 +298,7 @@ pub(super) fn routes() -> Router<GithubSim> {
         .route("/repos/{owner}/{repo}/commits/{*sha}", get(get_commit))
         .route("/repos/{owner}/{repo}/compare/{*basehead}", get(compare))
         .route("/repos/{owner}/{repo}/contents", get(get_root_contents))
+        .route("/repos/{owner}/{repo}/contents/", get(get_root_contents))
         .route("/repos/{owner}/{repo}/contents/{*path}", get(get_contents))
         .route(
             "/repos/{owner}/{repo}/git/commits",
@@ -333,7 +334,11 @@ pub(super) fn routes() -> Router<GithubSim> {
 
 impl GithubSim {
     fn repo_api(&self, base: &str) -> String {
-        format!("{base}/repos/{}/{}", self.config().owner, self.config().repo)
+        format!(
+            "{base}/repos/{}/{}",
+            self.config().owner,
+            self.config().repo
+        )
     }
 
     fn repo_html(&self) -> String {
@@ -405,8 +410,7 @@ impl GithubSim {
             let changes = store.changes_of(commit);
             let additions: usize = changes.iter().map(|c| c.additions).sum();
             let deletions: usize = changes.iter().map(|c| c.deletions).sum();
-            value["stats"] =
-                json!({ "additions": additions, "deletions": deletions, "total": additions + deletions });
+            value["stats"] = json!({ "additions": additions, "deletions": deletions, "total": additions + deletions });
             value["files"] = self.files_json(base, &commit.sha, &changes);
         }
         value
@@ -634,7 +638,10 @@ impl Comparison {
             .filter_map(|sha| store.commits.get(sha))
             .collect();
         ahead.sort_by_key(|c| c.committer.date);
-        let behind = base_set.iter().filter(|sha| !head_set.contains(sha)).count();
+        let behind = base_set
+            .iter()
+            .filter(|sha| !head_set.contains(sha))
+            .count();
         // The newest common ancestor; breadth-first order from head breaks ties.
         let merge_base = head_all
             .iter()
@@ -731,9 +738,11 @@ async fn list_commits(
         .filter(|c| bounds[1].is_none_or(|until| c.committer.date <= until))
         .filter(|c| {
             path.is_none_or(|p| {
-                world.git.changes_of(c).iter().any(|f| {
-                    f.filename == p || f.filename.starts_with(&format!("{p}/"))
-                })
+                world
+                    .git
+                    .changes_of(c)
+                    .iter()
+                    .any(|f| f.filename == p || f.filename.starts_with(&format!("{p}/")))
             })
         })
         .collect();
@@ -753,8 +762,9 @@ async fn get_commit(
     let name = params.get("sha").cloned().unwrap_or_default();
     let world = sim.world();
     match world.git.resolve(&name) {
-        Some(sha) => Json(sim.commit_json(&world.git, &base, &world.git.commits[&sha], true))
-            .into_response(),
+        Some(sha) => {
+            Json(sim.commit_json(&world.git, &base, &world.git.commits[&sha], true)).into_response()
+        }
         None => unprocessable(&format!("No commit found for SHA: {name}"), Vec::new()),
     }
 }
@@ -858,7 +868,10 @@ fn contents(sim: &GithubSim, base: &str, path: &str, name: Option<String>) -> Re
     let world = sim.world();
     let name = name.unwrap_or_else(|| sim.config().default_branch.clone());
     let Some(sha) = world.git.resolve(&name) else {
-        return error(StatusCode::NOT_FOUND, &format!("No commit found for the ref {name}"));
+        return error(
+            StatusCode::NOT_FOUND,
+            &format!("No commit found for the ref {name}"),
+        );
     };
     let tree = world.git.tree_of(&sha);
     let api = sim.repo_api(base);
@@ -1073,7 +1086,9 @@ struct NewTreeEntry {
     content: Option<String>,
 }
 
-fn explicit_null<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<String>>, D::Error> {
+fn explicit_null<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<Option<String>>, D::Error> {
     Ok(Some(Option::<String>::deserialize(d)?))
 }
 
@@ -1098,7 +1113,10 @@ async fn create_tree(State(sim): State<GithubSim>, Base(base): Base, body: Bytes
             Some(tree) => tree.clone(),
             None => {
                 let Some(commit) = world.git.commits.get(sha) else {
-                    return unprocessable(&format!("Invalid tree info: base_tree {sha}"), Vec::new());
+                    return unprocessable(
+                        &format!("Invalid tree info: base_tree {sha}"),
+                        Vec::new(),
+                    );
                 };
                 world.git.trees[&commit.tree].clone()
             }
@@ -1210,10 +1228,16 @@ async fn create_ref(State(sim): State<GithubSim>, Base(base): Base, body: Bytes)
         Err(response) => return response,
     };
     let (Some(name), Some(sha)) = (body.name, body.sha) else {
-        return unprocessable("Invalid request.\n\n\"ref\" and \"sha\" weren't supplied.", Vec::new());
+        return unprocessable(
+            "Invalid request.\n\n\"ref\" and \"sha\" weren't supplied.",
+            Vec::new(),
+        );
     };
     if !name.starts_with("refs/") || name.matches('/').count() < 2 {
-        return unprocessable("Reference name must start with 'refs/' and have at least two slashes.", Vec::new());
+        return unprocessable(
+            "Reference name must start with 'refs/' and have at least two slashes.",
+            Vec::new(),
+        );
     }
     let mut world = sim.world();
     if world.git.refs.contains_key(&name) {
@@ -1273,7 +1297,14 @@ async fn update_ref(
 impl World {
     /// A ref moved through the API: a `push` delivery, and `push` runs of
     /// the workflows that listen to the branch.
-    fn pushed(&mut self, name: &str, before: Option<&str>, after: &str, forced: bool, pusher: Person) {
+    fn pushed(
+        &mut self,
+        name: &str,
+        before: Option<&str>,
+        after: &str,
+        forced: bool,
+        pusher: Person,
+    ) {
         self.outbox.push(super::webhooks::Event::Push {
             ref_name: name.to_owned(),
             before: before.map(str::to_owned),
@@ -1370,11 +1401,14 @@ async fn create_pull(State(sim): State<GithubSim>, Base(base): Base, body: Bytes
         Ok(b) => b,
         Err(response) => return response,
     };
-    let missing = |field: &str| {
-        json!({ "resource": "PullRequest", "field": field, "code": "missing_field" })
-    };
+    let missing =
+        |field: &str| json!({ "resource": "PullRequest", "field": field, "code": "missing_field" });
     let mut errors = Vec::new();
-    for (field, value) in [("title", &body.title), ("head", &body.head), ("base", &body.base)] {
+    for (field, value) in [
+        ("title", &body.title),
+        ("head", &body.head),
+        ("base", &body.base),
+    ] {
         if value.as_deref().is_none_or(str::is_empty) {
             errors.push(missing(field));
         }
@@ -1383,12 +1417,22 @@ async fn create_pull(State(sim): State<GithubSim>, Base(base): Base, body: Bytes
         return unprocessable("Validation Failed", errors);
     }
     let head = body.head.unwrap_or_default();
-    let head = head.split_once(':').map_or(head.as_str(), |(_, b)| b).to_owned();
+    let head = head
+        .split_once(':')
+        .map_or(head.as_str(), |(_, b)| b)
+        .to_owned();
     let target = body.base.unwrap_or_default();
     let mut world = sim.world();
-    let invalid = |field: &str| json!({ "resource": "PullRequest", "field": field, "code": "invalid" });
-    let (Some(head_sha), Some(base_sha)) = (world.git.branch_head(&head), world.git.branch_head(&target)) else {
-        let field = if world.git.branch_head(&head).is_none() { "head" } else { "base" };
+    let invalid =
+        |field: &str| json!({ "resource": "PullRequest", "field": field, "code": "invalid" });
+    let (Some(head_sha), Some(base_sha)) =
+        (world.git.branch_head(&head), world.git.branch_head(&target))
+    else {
+        let field = if world.git.branch_head(&head).is_none() {
+            "head"
+        } else {
+            "base"
+        };
         return unprocessable("Validation Failed", vec![invalid(field)]);
     };
     if world
@@ -1402,7 +1446,10 @@ async fn create_pull(State(sim): State<GithubSim>, Base(base): Base, body: Bytes
                 "message": format!("A pull request already exists for {}:{head}.", sim.config().owner) })],
         );
     }
-    if Comparison::of(&world.git, &base_sha, &head_sha).ahead.is_empty() {
+    if Comparison::of(&world.git, &base_sha, &head_sha)
+        .ahead
+        .is_empty()
+    {
         return unprocessable(
             "Validation Failed",
             vec![json!({ "resource": "PullRequest", "code": "custom",

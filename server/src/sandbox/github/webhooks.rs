@@ -82,7 +82,16 @@ pub(super) fn render_event(
             pusher,
         } => (
             "push",
-            push_payload(sim, world, base, &ref_name, before.as_deref(), &after, forced, &pusher),
+            push_payload(
+                sim,
+                world,
+                base,
+                &ref_name,
+                before.as_deref(),
+                &after,
+                forced,
+                &pusher,
+            ),
         ),
         Event::WorkflowRun {
             run_id,
@@ -123,7 +132,11 @@ pub(super) fn push_payload(
     pusher: &Person,
 ) -> Value {
     let git = &world.git;
-    let html = format!("https://github.com/{}/{}", sim.config().owner, sim.config().repo);
+    let html = format!(
+        "https://github.com/{}/{}",
+        sim.config().owner,
+        sim.config().repo
+    );
     let known: HashSet<String> = before
         .map(|b| git.ancestors(b).into_iter().collect())
         .unwrap_or_default();
@@ -174,8 +187,15 @@ pub(super) fn push_payload(
     };
     let head_commit = git.commits.get(after).map_or(Value::Null, commit_json);
     let compare = match before {
-        Some(b) => format!("{html}/compare/{}...{}", &b[..12.min(b.len())], &after[..12.min(after.len())]),
-        None => format!("{html}/compare/{}", ref_name.trim_start_matches("refs/heads/")),
+        Some(b) => format!(
+            "{html}/compare/{}...{}",
+            &b[..12.min(b.len())],
+            &after[..12.min(after.len())]
+        ),
+        None => format!(
+            "{html}/compare/{}",
+            ref_name.trim_start_matches("refs/heads/")
+        ),
     };
     let rest = sim.repository_json(world, base);
     json!({
@@ -274,6 +294,10 @@ pub(super) fn workflow_run_payload(
 
 /// Sends every delivery, one at a time so a receiver sees them in order.
 pub(super) async fn deliver_all(mut rx: mpsc::UnboundedReceiver<Delivery>) {
+    // reqwest is built without a default TLS provider and refuses to build a
+    // client (even for plain http) until one is installed; ring is the one
+    // the project uses. An `Err` only means one is installed already.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let client = match reqwest::Client::builder()
         .timeout(Duration::from_secs(10))
         .build()
