@@ -8,6 +8,10 @@
 
 pub mod alembic;
 pub mod faults;
+pub mod github;
+pub mod render;
+pub mod scenario;
+pub mod target_db;
 pub mod render;
 pub mod scenario;
 pub mod target_db;
