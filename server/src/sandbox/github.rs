@@ -765,8 +765,25 @@ fn unprocessable(message: &str, errors: Vec<Value>) -> Response {
     (StatusCode::UNPROCESSABLE_ENTITY, Json(body)).into_response()
 }
 
+/// An error reply, built when it is returned (a `Response` is too big to
+/// carry around in a `Result`).
+#[derive(Debug)]
+enum ApiError {
+    Status(StatusCode, String),
+    Unprocessable(String),
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        match self {
+            ApiError::Status(status, message) => error(status, &message),
+            ApiError::Unprocessable(message) => unprocessable(&message, Vec::new()),
+        }
+    }
+}
+
 /// Parses a JSON body the way GitHub answers bad ones.
-fn parse_body<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, Response> {
+fn parse_body<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     let bytes = if bytes.iter().all(u8::is_ascii_whitespace) {
         b"{}".as_slice()
     } else {
@@ -774,9 +791,9 @@ fn parse_body<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, Respons
     };
     serde_json::from_slice(bytes).map_err(|e| {
         if e.is_data() {
-            unprocessable(&format!("Invalid request.\n\n{e}"), Vec::new())
+            ApiError::Unprocessable(format!("Invalid request.\n\n{e}"))
         } else {
-            error(StatusCode::BAD_REQUEST, "Problems parsing JSON")
+            ApiError::Status(StatusCode::BAD_REQUEST, "Problems parsing JSON".into())
         }
     })
 }

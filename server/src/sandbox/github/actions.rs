@@ -9,7 +9,7 @@
 use super::shapes::{node_id, simple_user};
 use super::webhooks::Event;
 use super::{
-    ActionsTiming, Base, CompletedRun, GithubSim, Outcome, PageQuery, Person, SeedError,
+    ActionsTiming, ApiError, Base, CompletedRun, GithubSim, Outcome, PageQuery, Person, SeedError,
     WorkflowSeed, World, error, iso, not_found, paginate, parse_body, unprocessable, with_link,
 };
 use axum::body::Bytes;
@@ -145,6 +145,10 @@ pub(super) struct Actions {
     next_run_id: u64,
     next_job_id: u64,
     events: Vec<Event>,
+}
+
+fn missing() -> ApiError {
+    ApiError::Status(StatusCode::NOT_FOUND, "Not Found".into())
 }
 
 fn later(a: OffsetDateTime, b: OffsetDateTime) -> OffsetDateTime {
@@ -380,21 +384,21 @@ impl Actions {
         only_failed: bool,
         actor: Person,
         now: OffsetDateTime,
-    ) -> Result<(), Response> {
+    ) -> Result<(), ApiError> {
         let timing = self.timing;
         let index = self
             .runs
             .iter()
             .position(|r| r.id == run_id)
-            .ok_or_else(not_found)?;
+            .ok_or_else(missing)?;
         let (seed, previous, head_sha, dispatched, number) = {
             let run = &self.runs[index];
-            let last = run.attempts.last().ok_or_else(not_found)?;
+            let last = run.attempts.last().ok_or_else(missing)?;
             let previous = view(last, timing, now);
             if previous.phase < 2 {
-                return Err(error(
+                return Err(ApiError::Status(
                     StatusCode::FORBIDDEN,
-                    "This workflow is already running",
+                    "This workflow is already running".into(),
                 ));
             }
             let seed = self
@@ -402,7 +406,7 @@ impl Actions {
                 .iter()
                 .find(|w| w.id == run.workflow_id)
                 .map(|w| w.seed.clone())
-                .ok_or_else(not_found)?;
+                .ok_or_else(missing)?;
             (
                 seed,
                 previous,
@@ -418,9 +422,9 @@ impl Actions {
                 .iter()
                 .all(|j| j.conclusion == Some("success"))
             {
-                return Err(error(
+                return Err(ApiError::Status(
                     StatusCode::FORBIDDEN,
-                    "There are no failed jobs to re-run",
+                    "There are no failed jobs to re-run".into(),
                 ));
             }
             for (planned, old) in jobs.iter_mut().zip(&previous.jobs) {
@@ -1097,7 +1101,7 @@ async fn rerun(
             sim.count(|c| c.reruns += 1);
             (StatusCode::CREATED, Json(json!({}))).into_response()
         }
-        Err(response) => response,
+        Err(e) => e.into_response(),
     }
 }
 
@@ -1115,7 +1119,7 @@ async fn rerun_failed(
             sim.count(|c| c.reruns_failed += 1);
             (StatusCode::CREATED, Json(json!({}))).into_response()
         }
-        Err(response) => response,
+        Err(e) => e.into_response(),
     }
 }
 
@@ -1202,7 +1206,7 @@ async fn dispatch(
 ) -> Response {
     let body: DispatchBody = match parse_body(&body) {
         Ok(b) => b,
-        Err(response) => return response,
+        Err(e) => return e.into_response(),
     };
     let Some(name) = body.name else {
         return unprocessable("Invalid request.\n\n\"ref\" wasn't supplied.", Vec::new());

@@ -176,7 +176,7 @@ impl Store {
             .iter()
             .filter_map(|sha| self.commits.get(sha))
             .collect();
-        commits.sort_by(|a, b| b.committer.date.cmp(&a.committer.date));
+        commits.sort_by_key(|c| std::cmp::Reverse(c.committer.date));
         commits
     }
 
@@ -979,7 +979,7 @@ async fn create_git_commit(
 ) -> Response {
     let body: NewCommit = match parse_body(&body) {
         Ok(b) => b,
-        Err(response) => return response,
+        Err(e) => return e.into_response(),
     };
     let (Some(message), Some(tree)) = (body.message, body.tree) else {
         return unprocessable(
@@ -1101,7 +1101,7 @@ struct NewTree {
 async fn create_tree(State(sim): State<GithubSim>, Base(base): Base, body: Bytes) -> Response {
     let body: NewTree = match parse_body(&body) {
         Ok(b) => b,
-        Err(response) => return response,
+        Err(e) => return e.into_response(),
     };
     let Some(entries) = body.tree else {
         return unprocessable("Invalid request.\n\n\"tree\" wasn't supplied.", Vec::new());
@@ -1225,7 +1225,7 @@ struct NewRef {
 async fn create_ref(State(sim): State<GithubSim>, Base(base): Base, body: Bytes) -> Response {
     let body: NewRef = match parse_body(&body) {
         Ok(b) => b,
-        Err(response) => return response,
+        Err(e) => return e.into_response(),
     };
     let (Some(name), Some(sha)) = (body.name, body.sha) else {
         return unprocessable(
@@ -1269,7 +1269,7 @@ async fn update_ref(
     let name = full_ref(params.get("name").map(String::as_str).unwrap_or_default());
     let body: RefUpdate = match parse_body(&body) {
         Ok(b) => b,
-        Err(response) => return response,
+        Err(e) => return e.into_response(),
     };
     let Some(sha) = body.sha else {
         return unprocessable("Invalid request.\n\n\"sha\" wasn't supplied.", Vec::new());
@@ -1399,7 +1399,7 @@ struct NewPull {
 async fn create_pull(State(sim): State<GithubSim>, Base(base): Base, body: Bytes) -> Response {
     let body: NewPull = match parse_body(&body) {
         Ok(b) => b,
-        Err(response) => return response,
+        Err(e) => return e.into_response(),
     };
     let missing =
         |field: &str| json!({ "resource": "PullRequest", "field": field, "code": "missing_field" });
