@@ -8,6 +8,7 @@ pub mod config;
 pub mod control;
 pub mod identity;
 pub mod integrations;
+pub mod releases;
 pub mod sandbox;
 pub mod signatures;
 pub mod store;

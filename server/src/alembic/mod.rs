@@ -12,7 +12,7 @@ use source::{Source, Value};
 use std::fmt;
 
 /// One revision file.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Revision {
     pub id: String,
     /// The parents: empty for a base revision, two or more for a merge.
@@ -36,7 +36,7 @@ impl Revision {
 }
 
 /// Something a downgrade destroys.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct DataLoss {
     pub line: usize,
     pub kind: DataLossKind,
@@ -44,7 +44,7 @@ pub struct DataLoss {
     pub detail: String,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum DataLossKind {
     DropTable,

@@ -526,24 +526,40 @@ pub fn downgrade_target_rows(
         .collect())
 }
 
-/// Writes an Alembic project into `dir`: `alembic.ini` pointing at
-/// `sqlalchemy_url` (see [`sqlalchemy_url`]), and `alembic/` with `env.py`,
-/// the default `script.py.mako` and the history's files in `versions/`.
-/// Run `alembic` in `dir`; `-x url=…` overrides the database URL.
+/// The files of an Alembic project for `history`, by path relative to the
+/// project's root: `alembic.ini` pointing at `sqlalchemy_url` (see
+/// [`sqlalchemy_url`]), and `alembic/` with `env.py`, the default
+/// `script.py.mako` and the history's files in `versions/`.
+pub fn project_files(history: &[RevisionSpec], sqlalchemy_url: &str) -> Vec<(String, String)> {
+    // configparser interpolates `%`, so a URL-encoded password needs `%%`.
+    let ini = ALEMBIC_INI.replace("{url}", &sqlalchemy_url.replace('%', "%%"));
+    let mut files = vec![
+        ("alembic.ini".to_owned(), ini),
+        ("alembic/env.py".to_owned(), ENV_PY.to_owned()),
+        (
+            "alembic/script.py.mako".to_owned(),
+            SCRIPT_PY_MAKO.to_owned(),
+        ),
+    ];
+    for spec in history {
+        files.push((
+            format!("alembic/versions/{}", file_name(spec)),
+            render(spec),
+        ));
+    }
+    files
+}
+
+/// Writes [`project_files`] into `dir`. Run `alembic` in `dir`; `-x url=…`
+/// overrides the database URL.
 pub fn write_project(
     dir: &Path,
     history: &[RevisionSpec],
     sqlalchemy_url: &str,
 ) -> std::io::Result<()> {
-    let versions = dir.join("alembic/versions");
-    std::fs::create_dir_all(&versions)?;
-    // configparser interpolates `%`, so a URL-encoded password needs `%%`.
-    let ini = ALEMBIC_INI.replace("{url}", &sqlalchemy_url.replace('%', "%%"));
-    std::fs::write(dir.join("alembic.ini"), ini)?;
-    std::fs::write(dir.join("alembic/env.py"), ENV_PY)?;
-    std::fs::write(dir.join("alembic/script.py.mako"), SCRIPT_PY_MAKO)?;
-    for spec in history {
-        std::fs::write(versions.join(file_name(spec)), render(spec))?;
+    std::fs::create_dir_all(dir.join("alembic/versions"))?;
+    for (path, text) in project_files(history, sqlalchemy_url) {
+        std::fs::write(dir.join(path), text)?;
     }
     Ok(())
 }

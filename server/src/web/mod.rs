@@ -144,7 +144,7 @@ pub async fn serve(listener: tokio::net::TcpListener, state: AppState) -> std::i
     .await
 }
 
-async fn shutdown_signal() {
+pub async fn shutdown_signal() {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;
     };
