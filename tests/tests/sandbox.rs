@@ -6,8 +6,9 @@ use std::process::Stdio;
 use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, BufReader};
 
-/// Starts the sandbox and returns what it printed, keyed by the first word.
-async fn start(dir: &TempDir) -> (tokio::process::Child, HashMap<String, String>) {
+/// Starts the sandbox and returns what it printed, keyed by the first word
+/// (`target-db` lines by `target-db <env>`).
+async fn start(dir: &TempDir, extra: &[&str]) -> (tokio::process::Child, HashMap<String, String>) {
     let mut child = tokio::process::Command::new(binary())
         .args([
             "sandbox",
@@ -16,6 +17,7 @@ async fn start(dir: &TempDir) -> (tokio::process::Child, HashMap<String, String>
             "--dir",
             dir.0.to_str().unwrap(),
         ])
+        .args(extra)
         .env_remove("FLIGHTDECK_CONFIG")
         .env("FLIGHTDECK_SITE_ROOT", site_root())
         .stdin(Stdio::null())
@@ -27,9 +29,15 @@ async fn start(dir: &TempDir) -> (tokio::process::Child, HashMap<String, String>
     let mut printed = HashMap::new();
     tokio::time::timeout(Duration::from_secs(30), async {
         while let Some(line) = lines.next_line().await.unwrap() {
-            let (key, value) = line.split_once(' ').unwrap();
+            let (mut key, mut value) = line.split_once(' ').unwrap();
+            let env_key;
+            if key == "target-db" {
+                let (env, url) = value.split_once(' ').unwrap();
+                env_key = format!("target-db {env}");
+                (key, value) = (env_key.as_str(), url);
+            }
             printed.insert(key.to_owned(), value.to_owned());
-            if key == "panel" {
+            if key == "panel" || key == "ready" {
                 return;
             }
         }
@@ -44,7 +52,7 @@ async fn start(dir: &TempDir) -> (tokio::process::Child, HashMap<String, String>
 #[tokio::test]
 async fn the_sandbox_prints_its_services_config_and_a_sign_in_that_works() {
     let dir = TempDir::new("sandbox");
-    let (_child, printed) = start(&dir).await;
+    let (_child, printed) = start(&dir, &[]).await;
 
     let config = std::fs::read_to_string(&printed["config"]).unwrap();
     assert!(
@@ -102,11 +110,70 @@ async fn the_sandbox_prints_its_services_config_and_a_sign_in_that_works() {
         .iter()
         .map(|d| d["deploy"]["status"].as_str().unwrap())
         .collect();
-    assert_eq!(statuses.len(), 6);
+    assert!(statuses.len() >= 20, "a few dozen deploys: {statuses:?}");
     assert_eq!(
         statuses[0], "live",
         "the newest deploy is live: {statuses:?}"
     );
     assert!(statuses.contains(&"build_failed"), "{statuses:?}");
     assert_eq!(statuses.iter().filter(|s| **s == "live").count(), 1);
+}
+
+#[tokio::test]
+async fn without_the_panel_the_simulators_serve_a_seeded_history_that_a_seed_repeats() {
+    let (one, two) = (TempDir::new("sandbox-a"), TempDir::new("sandbox-b"));
+    let (_a, first) = start(&one, &["--no-panel", "--seed", "9"]).await;
+    let (_b, second) = start(&two, &["--no-panel", "--seed", "9"]).await;
+    assert!(!first.contains_key("panel") && !first.contains_key("sign-in"));
+    let env = std::fs::read_to_string(&first["env"]).unwrap();
+    assert!(
+        env.contains(&format!("GITHUB_TOKEN={}", first["github-token"])),
+        "{env}"
+    );
+    assert!(env.contains(&format!(
+        "DS_DATABASE_URL={}",
+        first["target-db production"]
+    )));
+
+    let head = |printed: &HashMap<String, String>| {
+        let url = format!(
+            "{}/repos/cuentadesanti/data-simulator/commits?sha=main&per_page=100",
+            printed["github"]
+        );
+        let token = printed["github-token"].clone();
+        async move {
+            let commits: serde_json::Value = http()
+                .get(url)
+                .bearer_auth(token)
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            let commits = commits.as_array().unwrap().clone();
+            assert!(commits.len() >= 30, "a few dozen commits on main");
+            assert!(commits.iter().any(|c| {
+                c["commit"]["message"]
+                    .as_str()
+                    .unwrap()
+                    .contains("<script>alert(1)</script>")
+            }));
+            commits[0]["sha"].as_str().unwrap().to_owned()
+        }
+    };
+    assert_eq!(
+        head(&first).await,
+        head(&second).await,
+        "the same seed, the same history"
+    );
+
+    // A wrong token is refused by the simulated GitHub.
+    let refused = http()
+        .get(format!("{}/user", first["github"]))
+        .bearer_auth("ghp_wrong")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 401);
 }

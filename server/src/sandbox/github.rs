@@ -21,6 +21,7 @@ mod webhooks;
 
 pub use webhooks::sign;
 
+use super::faults::Faults;
 use axum::body::Body;
 use axum::extract::{FromRequestParts, Request, State};
 use axum::http::request::Parts;
@@ -241,6 +242,7 @@ struct Inner {
     started: AtomicBool,
     /// The listener's address, for `url` fields of webhook payloads.
     spawned_base: Mutex<Option<String>>,
+    faults: Faults,
 }
 
 /// The repository and its Actions.
@@ -285,6 +287,7 @@ impl GithubSim {
                 receiver: Mutex::new(Some(rx)),
                 started: AtomicBool::new(false),
                 spawned_base: Mutex::new(None),
+                faults: Faults::new(),
                 config,
             }),
         }
@@ -502,7 +505,14 @@ impl GithubSim {
         });
     }
 
-    /// The HTTP API, rooted where `https://api.github.com` is.
+    /// The faults applied to every route of [`GithubSim::router`] (a shared
+    /// handle: set them from a test, or over HTTP at `/_sandbox/faults`).
+    pub fn faults(&self) -> Faults {
+        self.inner.faults.clone()
+    }
+
+    /// The HTTP API, rooted where `https://api.github.com` is, subject to
+    /// [`GithubSim::faults`].
     pub fn router(&self) -> Router {
         let repo = Router::new()
             .merge(actions::routes())
@@ -510,11 +520,13 @@ impl GithubSim {
             .route("/rate_limit", axum::routing::get(rate_limit))
             .route("/user", axum::routing::get(get_user))
             .fallback(|| async { not_found() });
-        repo.layer(axum::middleware::from_fn_with_state(
-            self.clone(),
-            around_every_request,
-        ))
-        .with_state(self.clone())
+        let api = repo
+            .layer(axum::middleware::from_fn_with_state(
+                self.clone(),
+                around_every_request,
+            ))
+            .with_state(self.clone());
+        self.inner.faults.wrap(api)
     }
 
     /// Serves the API on `listener` and starts the ticker and the webhook

@@ -112,7 +112,10 @@ pub async fn run(args: SandboxArgs) -> Result<(), CliError> {
     drop(listener);
 
     let targets = match args.target_postgres {
-        Some(url) => Targets::Postgres(url),
+        Some(server) => Targets::Postgres {
+            server,
+            prefix: "flightdeck_sandbox".into(),
+        },
         None => Targets::Sqlite(dir.clone()),
     };
     let world = World::build(args.seed, Speeds::default(), targets)

@@ -47,9 +47,9 @@ pub struct Speeds {
 pub enum Targets {
     /// `target-<env>.sqlite` files in this folder.
     Sqlite(std::path::PathBuf),
-    /// One database per environment (`flightdeck_sandbox_<env>`) on this
-    /// PostgreSQL server (a URL naming any database on it).
-    Postgres(String),
+    /// One database per environment (`<prefix>_<env>`, created if missing)
+    /// on the PostgreSQL server `server` (a URL naming any database on it).
+    Postgres { server: String, prefix: String },
 }
 
 /// Everything the sandbox serves.
@@ -237,14 +237,18 @@ impl World {
             render,
             targets: BTreeMap::new(),
         };
+        if let Targets::Sqlite(dir) = &targets {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+        }
         for (env, _, _) in ENVIRONMENTS {
             let url = match &targets {
                 Targets::Sqlite(dir) => format!(
                     "sqlite://{}",
                     dir.join(format!("target-{env}.sqlite")).display()
                 ),
-                Targets::Postgres(server) => {
-                    postgres_database(server, &format!("flightdeck_sandbox_{env}")).await?
+                Targets::Postgres { server, prefix } => {
+                    postgres_database(server, &format!("{prefix}_{env}")).await?
                 }
             };
             let db = TargetDb::open(&url).await.map_err(|e| e.to_string())?;
@@ -441,5 +445,294 @@ impl World {
             lines.push(format!("{var}={url}"));
         }
         lines.join("\n") + "\n"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::alembic::{DataLossKind, graph::Graph, parse_revision};
+    use base64::Engine;
+    use serde_json::Value;
+
+    fn quick() -> Speeds {
+        Speeds {
+            actions: ActionsTiming {
+                queue: std::time::Duration::from_millis(50),
+                step: std::time::Duration::from_millis(50),
+            },
+            render: render::Timing {
+                build: std::time::Duration::from_millis(100),
+                update: std::time::Duration::from_millis(100),
+            },
+        }
+    }
+
+    struct Dir(std::path::PathBuf);
+    impl Drop for Dir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+    fn dir() -> Dir {
+        let path = std::env::temp_dir().join(format!("fd-world-{}", crate::identity::random_id()));
+        std::fs::create_dir_all(&path).unwrap();
+        Dir(path)
+    }
+
+    async fn get(client: &reqwest::Client, url: String, token: &str) -> Value {
+        let response = client.get(&url).bearer_auth(token).send().await.unwrap();
+        assert_eq!(response.status(), 200, "GET {url}");
+        response.json().await.unwrap()
+    }
+
+    #[tokio::test]
+    async fn the_seeded_world_agrees_with_itself_across_github_render_and_the_databases() {
+        crate::integrations::install_tls_provider();
+        let dir = dir();
+        let world = World::build(5, quick(), Targets::Sqlite(dir.0.clone()))
+            .await
+            .unwrap();
+        let served = world.serve().await.unwrap();
+        let client = reqwest::Client::new();
+        let repo = format!("{}/repos/{OWNER}/{REPO}", served.github);
+
+        // The migrations directory at main's head, read over HTTP and parsed
+        // by the panel's own reader, is the generated history.
+        let listing = get(
+            &client,
+            format!("{repo}/contents/{MIGRATIONS_PATH}?ref=main"),
+            GITHUB_TOKEN,
+        )
+        .await;
+        let mut revisions = Vec::new();
+        for entry in listing.as_array().unwrap() {
+            let file = get(
+                &client,
+                format!(
+                    "{repo}/contents/{}?ref=main",
+                    entry["path"].as_str().unwrap()
+                ),
+                GITHUB_TOKEN,
+            )
+            .await;
+            let b64: String = file["content"]
+                .as_str()
+                .unwrap()
+                .split_whitespace()
+                .collect();
+            let text = String::from_utf8(
+                base64::engine::general_purpose::STANDARD
+                    .decode(b64)
+                    .unwrap(),
+            )
+            .unwrap();
+            revisions.push(parse_revision(entry["name"].as_str().unwrap(), &text).unwrap());
+        }
+        assert_eq!(revisions.len(), world.history.len());
+        for spec in &world.history {
+            let parsed = revisions
+                .iter()
+                .find(|r| r.id == spec.id)
+                .expect("every revision is in the directory");
+            assert_eq!(parsed.down, spec.down, "{}", spec.id);
+            assert_eq!(parsed.message, spec.message);
+            let drops = parsed
+                .data_loss
+                .iter()
+                .any(|d| matches!(d.kind, DataLossKind::DropColumn | DataLossKind::DropTable));
+            assert_eq!(
+                drops,
+                spec.downgrade_loses_data(),
+                "{}: {:?}",
+                spec.id,
+                parsed.data_loss
+            );
+        }
+        let graph = Graph::new(revisions).unwrap();
+        assert_eq!(graph.heads(), alembic::heads(&world.history));
+        assert!(
+            world.history.iter().any(|r| r.down.len() > 1),
+            "a merge revision"
+        );
+
+        // Production's database is where main's last deployed pipeline left it.
+        let production = world.targets["production"].1.revisions().await.unwrap();
+        assert!(graph.state(&production).is_at_head(), "{production:?}");
+
+        // Render: one deploy per deployed main commit, one failed build, the newest live.
+        let deployed = world.scenario.main().filter(|c| c.ci.deployed()).count();
+        let deploys = get(
+            &client,
+            format!(
+                "{}/v1/services/srv-sandbox-production/deploys?limit=100",
+                served.render
+            ),
+            RENDER_KEY,
+        )
+        .await;
+        let statuses: Vec<&str> = deploys
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| d["deploy"]["status"].as_str().unwrap())
+            .collect();
+        assert_eq!(statuses.len(), deployed);
+        assert_eq!(statuses[0], "live");
+        assert_eq!(statuses.iter().filter(|s| **s == "build_failed").count(), 1);
+        assert_eq!(statuses.iter().filter(|s| **s == "live").count(), 1);
+
+        // Runs: every commit has one, some failed.
+        let runs = get(
+            &client,
+            format!("{repo}/actions/workflows/{DEPLOY_WORKFLOW}/runs?per_page=100"),
+            GITHUB_TOKEN,
+        )
+        .await;
+        assert_eq!(
+            runs["total_count"].as_u64().unwrap() as usize,
+            world.scenario.commits.len()
+        );
+        assert!(
+            runs["workflow_runs"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|r| r["conclusion"] == "failure")
+        );
+    }
+
+    #[tokio::test]
+    async fn a_dispatched_db_rollback_downgrades_the_target_database_or_fails_the_run() {
+        crate::integrations::install_tls_provider();
+        let dir = dir();
+        let world = World::build(2, quick(), Targets::Sqlite(dir.0.clone()))
+            .await
+            .unwrap();
+        let served = world.serve().await.unwrap();
+        let client = reqwest::Client::new();
+        let repo = format!("{}/repos/{OWNER}/{REPO}", served.github);
+        let lossy = world
+            .history
+            .iter()
+            .find(|r| r.downgrade_loses_data() && r.down.len() == 1)
+            .unwrap();
+        let target = lossy.down[0].clone();
+        let staging_before = world.targets["staging"].1.revisions().await.unwrap();
+
+        let dispatch = |revision: String| {
+            let client = client.clone();
+            let url = format!("{repo}/actions/workflows/{DB_ROLLBACK_WORKFLOW}/dispatches");
+            async move {
+                let reply: Value = client
+                    .post(url)
+                    .bearer_auth(GITHUB_TOKEN)
+                    .json(&serde_json::json!({
+                        "ref": "main",
+                        "inputs": {"environment": "production", "revision": revision},
+                        "return_run_details": true
+                    }))
+                    .send()
+                    .await
+                    .unwrap()
+                    .json()
+                    .await
+                    .unwrap();
+                reply["workflow_run_id"].as_u64().unwrap()
+            }
+        };
+        let wait = |id: u64| {
+            let client = client.clone();
+            let url = format!("{repo}/actions/runs/{id}");
+            async move {
+                for _ in 0..200 {
+                    let run = get(&client, url.clone(), GITHUB_TOKEN).await;
+                    if run["status"] == "completed" {
+                        return run["conclusion"].as_str().unwrap().to_owned();
+                    }
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                }
+                panic!("run {id} did not complete");
+            }
+        };
+
+        let id = dispatch(target.clone()).await;
+        assert_eq!(wait(id).await, "success");
+        assert_eq!(
+            world.targets["production"].1.revisions().await.unwrap(),
+            vec![target.clone()]
+        );
+        assert_eq!(
+            world.targets["staging"].1.revisions().await.unwrap(),
+            staging_before,
+            "only production moved"
+        );
+
+        // Downgrading "to" a revision that is no longer applied fails the run
+        // and leaves the table alone.
+        let id = dispatch(lossy.id.clone()).await;
+        assert_eq!(wait(id).await, "failure");
+        assert_eq!(
+            world.targets["production"].1.revisions().await.unwrap(),
+            vec![target]
+        );
+    }
+
+    #[tokio::test]
+    async fn target_databases_can_live_on_postgresql() {
+        use sqlx::Connection;
+        let server = std::env::var("FLIGHTDECK_TEST_PG")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned());
+        let prefix = format!(
+            "fd_test_world_{}",
+            &crate::identity::random_id()[..8].to_ascii_lowercase()
+        );
+        let targets = Targets::Postgres {
+            server: server.clone(),
+            prefix: prefix.clone(),
+        };
+        let world = World::build(3, quick(), targets).await.unwrap();
+        let (url, db) = &world.targets["production"];
+        assert!(url.ends_with(&format!("/{prefix}_production")), "{url}");
+        assert_eq!(
+            db.revisions().await.unwrap(),
+            alembic::heads(&world.history)
+        );
+        for (_, (_, db)) in &world.targets {
+            db.close().await;
+        }
+        let mut conn = sqlx::PgConnection::connect(&server).await.unwrap();
+        for env in ["production", "staging"] {
+            sqlx::query(&format!("DROP DATABASE \"{prefix}_{env}\""))
+                .execute(&mut conn)
+                .await
+                .unwrap();
+        }
+    }
+
+    #[tokio::test]
+    async fn the_same_seed_builds_the_same_repository() {
+        let (a, b) = (dir(), dir());
+        let one = World::build(11, quick(), Targets::Sqlite(a.0.clone()))
+            .await
+            .unwrap();
+        let two = World::build(11, quick(), Targets::Sqlite(b.0.clone()))
+            .await
+            .unwrap();
+        assert_eq!(
+            one.github.branch_head("main"),
+            two.github.branch_head("main")
+        );
+        assert_eq!(
+            one.github.branch_head("staging"),
+            two.github.branch_head("staging")
+        );
+        let other = World::build(12, quick(), Targets::Sqlite(a.0.join("other")))
+            .await
+            .unwrap();
+        assert_ne!(
+            one.github.branch_head("main"),
+            other.github.branch_head("main")
+        );
     }
 }

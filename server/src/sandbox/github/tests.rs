@@ -1996,3 +1996,69 @@ async fn octocrab_reads_and_writes_through_its_typed_api() {
         }
     );
 }
+
+#[tokio::test]
+async fn faults_hit_only_their_route_and_octocrab_sees_them() {
+    use crate::sandbox::faults::{Fault, FaultKind};
+    let r = Running::start(fast()).await;
+    let runs = r.repo_path("/actions/runs");
+    r.sim
+        .faults()
+        .set(
+            "GET /repos/{owner}/{repo}/actions/runs",
+            Fault::times(FaultKind::ServerError(502), 1),
+        )
+        .unwrap();
+    let (status, _) = r.call("GET", &runs, None).await;
+    assert_eq!(status, 502);
+    let (status, _) = r.call("GET", &r.repo_path("/commits"), None).await;
+    assert_eq!(status, 200, "other routes are unaffected");
+    let (status, _) = r.call("GET", &runs, None).await;
+    assert_eq!(status, 200, "a fault for one call is used up");
+
+    r.sim
+        .faults()
+        .set(
+            "GET /repos/{owner}/{repo}/actions/runs",
+            Fault::always(FaultKind::RateLimited),
+        )
+        .unwrap();
+    let (status, headers, _) = r
+        .call_with("GET", &runs, None, Some(&format!("Bearer {TOKEN}")), None)
+        .await;
+    assert_eq!(status, 403);
+    assert_eq!(headers["x-ratelimit-remaining"], "0");
+    let octocrab = octocrab::Octocrab::builder()
+        .base_uri(r.base.as_str())
+        .unwrap()
+        .personal_token(TOKEN.to_owned())
+        .build()
+        .unwrap();
+    let refused = octocrab
+        .workflows(OWNER, REPO)
+        .list_all_runs()
+        .send()
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&refused, octocrab::Error::GitHub { source, .. } if source.status_code == 403),
+        "{refused:?}"
+    );
+
+    // Switched at run time over HTTP, as a test in another process would.
+    let cleared = r
+        .http
+        .delete(format!("{}/_sandbox/faults", r.base))
+        .send()
+        .await
+        .unwrap();
+    assert!(cleared.status().is_success());
+    assert!(
+        octocrab
+            .workflows(OWNER, REPO)
+            .list_all_runs()
+            .send()
+            .await
+            .is_ok()
+    );
+}
