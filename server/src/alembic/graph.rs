@@ -208,23 +208,27 @@ impl Graph {
             ));
         }
         let applied = self.ancestry(current.iter().map(String::as_str));
-        let kept = match target {
-            None => BTreeSet::new(),
+        // Alembic undoes the applied revisions that descend from the target
+        // (all of them for base); a merge's other side stays applied.
+        let undone: BTreeSet<String> = match target {
+            None => applied.clone(),
             Some(target) if !self.revisions.contains_key(target) => {
                 return Err(format!("{target} is not a revision of these migrations"));
             }
             Some(target) if !applied.contains(target) => {
-                return Err(format!(
-                    "{target} is not applied, so there is nothing to downgrade to"
-                ));
+                return Err(format!("{target} is not applied, so there is nothing to downgrade to"));
             }
-            Some(target) => self.ancestry([target]),
+            Some(target) => applied
+                .iter()
+                .filter(|id| id.as_str() != target && self.ancestry([id.as_str()]).contains(target))
+                .cloned()
+                .collect(),
         };
         Ok(self
             .order
             .iter()
             .rev()
-            .filter(|id| applied.contains(*id) && !kept.contains(*id))
+            .filter(|id| undone.contains(*id))
             .filter_map(|id| self.revisions.get(id))
             .collect())
     }

@@ -303,9 +303,18 @@ fn downgrade_path_runs_children_first_and_refuses_what_cannot_be() {
         .map(|r| r.id.as_str())
         .collect();
     assert_eq!(path, vec!["c", "m", "b2", "b1"]);
+    // Down to one side of the merge: only what descends from it is undone,
+    // the other side stays applied (as real Alembic does).
+    let path: Vec<&str> = graph
+        .downgrade_path(&["c".into()], Some("b1"))
+        .unwrap()
+        .iter()
+        .map(|r| r.id.as_str())
+        .collect();
+    assert_eq!(path, vec!["c", "m"]);
     let loss = graph::data_loss(&graph.downgrade_path(&["c".into()], Some("b2")).unwrap());
     assert!(loss.is_empty(), "b2 itself stays applied");
-    let loss = graph::data_loss(&graph.downgrade_path(&["c".into()], Some("b1")).unwrap());
+    let loss = graph::data_loss(&graph.downgrade_path(&["c".into()], Some("a")).unwrap());
     assert_eq!(loss.len(), 1);
     assert_eq!(loss[0].0, "b2");
     assert_eq!(graph.downgrade_path(&["c".into()], None).unwrap().len(), 6);

@@ -247,7 +247,7 @@ impl Scenario {
         // sets the project up), keeping their order.
         let stride = (main_len - 2) / revisions.max(1);
         let revision_at = |i: usize| -> Option<usize> {
-            (i >= 1 && (i - 1) % stride == 0 && (i - 1) / stride < revisions)
+            (i >= 1 && (i - 1).is_multiple_of(stride) && (i - 1) / stride < revisions)
                 .then(|| (i - 1) / stride)
         };
         let free_from = |mut i: usize| {

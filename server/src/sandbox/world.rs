@@ -698,7 +698,7 @@ mod tests {
             db.revisions().await.unwrap(),
             alembic::heads(&world.history)
         );
-        for (_, (_, db)) in &world.targets {
+        for (_, db) in world.targets.values() {
             db.close().await;
         }
         let mut conn = sqlx::PgConnection::connect(&server).await.unwrap();
