@@ -465,8 +465,14 @@ mod tests {
             let error = SqlxMigrationDatabase::new(&url).unwrap_err();
             assert_eq!(error, DatabaseError::TransactionPooler, "{url}");
             let text = error.to_string();
-            assert!(text.contains("6543") && text.contains("prepared statements"), "{text}");
-            assert!(text.contains("port 5432") && text.contains("session-mode pooler"), "{text}");
+            assert!(
+                text.contains("6543") && text.contains("prepared statements"),
+                "{text}"
+            );
+            assert!(
+                text.contains("port 5432") && text.contains("session-mode pooler"),
+                "{text}"
+            );
             assert_no_secret(&error);
         }
         // The session-mode pooler on the same host is accepted (and not yet contacted).
@@ -489,12 +495,19 @@ mod tests {
         let started = std::time::Instant::now();
         let error = reader.versions().await.unwrap_err();
         // Loose on purpose: proves the configured timeout, not the default 5 s, applies.
-        assert!(started.elapsed() < DEFAULT_CONNECT_TIMEOUT, "{:?}", started.elapsed());
+        assert!(
+            started.elapsed() < DEFAULT_CONNECT_TIMEOUT,
+            "{:?}",
+            started.elapsed()
+        );
         assert!(
             matches!(&error, DatabaseError::Unreachable(why) if why.contains("0.3 s")),
             "{error:?}"
         );
-        assert!(error.to_string().starts_with("cannot reach the database"), "{error}");
+        assert!(
+            error.to_string().starts_with("cannot reach the database"),
+            "{error}"
+        );
         assert_no_secret(&error);
     }
 
@@ -506,7 +519,10 @@ mod tests {
             PASSWORD.to_owned(),
         ] {
             let error = SqlxMigrationDatabase::new(&url).unwrap_err();
-            assert!(matches!(error, DatabaseError::UnsupportedUrl(_)), "{url}: {error:?}");
+            assert!(
+                matches!(error, DatabaseError::UnsupportedUrl(_)),
+                "{url}: {error:?}"
+            );
             assert_no_secret(&error);
         }
     }
