@@ -318,7 +318,7 @@ async fn alembic_agrees_with_the_reader(backend: &str) {
     assert!(graph.get(&merge).unwrap().is_merge());
     assert_eq!(graph.get(&merge).unwrap().down.len(), 2);
     assert_eq!(graph.heads(), listed(&alembic(&project, &["heads"]).await));
-    assert_eq!(graph.heads(), [status.clone()]);
+    assert_eq!(graph.heads(), std::slice::from_ref(&status));
 
     // The data-loss marks are exactly on the revisions made destructive.
     let marks: BTreeMap<String, Vec<(DataLossKind, String)>> = graph
@@ -347,7 +347,7 @@ async fn alembic_agrees_with_the_reader(backend: &str) {
     let inspector = TargetDb::open(&scratch.url).await.unwrap();
     let at_head = reader.versions().await.unwrap();
     assert_eq!(at_head, listed(&alembic(&project, &["current"]).await));
-    assert_eq!(at_head, [status.clone()]);
+    assert_eq!(at_head, std::slice::from_ref(&status));
     let state = graph.state(&at_head);
     assert!(state.is_at_head(), "{state:?}");
     assert_eq!(state.heads, graph.heads());
@@ -367,10 +367,10 @@ async fn alembic_agrees_with_the_reader(backend: &str) {
 
     // ---- one step down: the batch drop_column --------------------------
     let undone = downgraded(&alembic(&project, &["downgrade", "-1"]).await);
-    assert_eq!(undone, [status.clone()]);
+    assert_eq!(undone, std::slice::from_ref(&status));
     let now = reader.versions().await.unwrap();
     assert_eq!(now, listed(&alembic(&project, &["current"]).await));
-    assert_eq!(now, [merge.clone()]);
+    assert_eq!(now, std::slice::from_ref(&merge));
     assert_eq!(graph.state(&now).pending, undone);
     let path = graph.downgrade_path(&at_head, Some(&merge)).unwrap();
     let path_ids: Vec<String> = path.iter().map(|r| r.id.clone()).collect();
@@ -388,7 +388,7 @@ async fn alembic_agrees_with_the_reader(backend: &str) {
 
     // ---- to one side of the merge: both sides stay, two rows ---------
     let undone = downgraded(&alembic(&project, &["downgrade", &exports]).await);
-    assert_eq!(undone, [merge.clone()]);
+    assert_eq!(undone, std::slice::from_ref(&merge));
     let sides = reader.versions().await.unwrap();
     assert_eq!(sides, listed(&alembic(&project, &["current"]).await));
     let mut expected_sides = vec![exports.clone(), index.clone()];
@@ -403,7 +403,7 @@ async fn alembic_agrees_with_the_reader(backend: &str) {
     let undone = downgraded(&output);
     let now = reader.versions().await.unwrap();
     assert_eq!(now, listed(&alembic(&project, &["current"]).await));
-    assert_eq!(now, [base.clone()]);
+    assert_eq!(now, std::slice::from_ref(&base));
     let path = graph.downgrade_path(&sides, Some(&base)).unwrap();
     let path_ids: Vec<String> = path.iter().map(|r| r.id.clone()).collect();
     // The same revisions; siblings may come in either order, children first.
