@@ -181,25 +181,20 @@ impl SqlxMigrationDatabase {
 
     async fn read(&self) -> Result<Vec<String>, sqlx::Error> {
         // Connecting is bounded by the pool's acquire timeout, the answer here.
-        let answer = async {
-            match &self.pool {
-                Pool::Postgres(p) => {
-                    let mut conn = p.acquire().await?;
-                    let query = sqlx::query_scalar(VERSIONS_SQL).fetch_all(&mut *conn);
-                    tokio::time::timeout(self.timeout, query)
-                        .await
-                        .map_err(|_| sqlx::Error::PoolTimedOut)?
-                }
-                Pool::Sqlite(p) => {
-                    let mut conn = p.acquire().await?;
-                    let query = sqlx::query_scalar(VERSIONS_SQL).fetch_all(&mut *conn);
-                    tokio::time::timeout(self.timeout, query)
-                        .await
-                        .map_err(|_| sqlx::Error::PoolTimedOut)?
-                }
+        // sqlx pings a connection dropped mid-query before reusing it.
+        let within = |rows: Result<Result<_, _>, _>| rows.map_err(|_| sqlx::Error::PoolTimedOut)?;
+        match &self.pool {
+            Pool::Postgres(p) => {
+                let mut conn = p.acquire().await?;
+                let query = sqlx::query_scalar(VERSIONS_SQL).fetch_all(&mut *conn);
+                within(tokio::time::timeout(self.timeout, query).await)
             }
-        };
-        answer.await
+            Pool::Sqlite(p) => {
+                let mut conn = p.acquire().await?;
+                let query = sqlx::query_scalar(VERSIONS_SQL).fetch_all(&mut *conn);
+                within(tokio::time::timeout(self.timeout, query).await)
+            }
+        }
     }
 
     /// Our error for a driver error, in words, without secrets.
