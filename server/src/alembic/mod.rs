@@ -320,4 +320,6 @@ fn destructive_sql(sql: &str) -> Option<&'static str> {
 }
 
 #[cfg(test)]
+mod real_alembic_tests;
+#[cfg(test)]
 mod tests;

@@ -1,6 +1,7 @@
 //! The panel's clients for the services it drives: Render ([`render`]) so
 //! far. Each talks HTTP to the real service, or to the sandbox's simulator.
 
+pub mod database;
 pub mod render;
 
 /// Makes rustls' ring provider the process default, once. reqwest is built

@@ -962,7 +962,7 @@ pub fn sample_history(seed: u64) -> Vec<RevisionSpec> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::sandbox::target_db::TargetDb;
     use crate::sandbox::target_db::scratch::ScratchDb;
@@ -1471,7 +1471,7 @@ def downgrade() -> None:
 
     /// The real `alembic`: FLIGHTDECK_ALEMBIC (set by `cargo xtask test`),
     /// else the venv `cargo xtask tools` installs. Missing fails the test.
-    fn alembic_bin() -> PathBuf {
+    pub(crate) fn alembic_bin() -> PathBuf {
         if let Some(path) = std::env::var_os("FLIGHTDECK_ALEMBIC") {
             let path = PathBuf::from(path);
             assert!(
