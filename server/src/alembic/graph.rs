@@ -216,7 +216,9 @@ impl Graph {
                 return Err(format!("{target} is not a revision of these migrations"));
             }
             Some(target) if !applied.contains(target) => {
-                return Err(format!("{target} is not applied, so there is nothing to downgrade to"));
+                return Err(format!(
+                    "{target} is not applied, so there is nothing to downgrade to"
+                ));
             }
             Some(target) => applied
                 .iter()

@@ -387,8 +387,15 @@ async fn alembic_agrees_with_the_reader(backend: &str) {
     );
 
     // ---- to one side of the merge: both sides stay, two rows ---------
+    let predicted: Vec<String> = graph
+        .downgrade_path(std::slice::from_ref(&merge), Some(&exports))
+        .unwrap()
+        .iter()
+        .map(|r| r.id.clone())
+        .collect();
     let undone = downgraded(&alembic(&project, &["downgrade", &exports]).await);
     assert_eq!(undone, std::slice::from_ref(&merge));
+    assert_eq!(predicted, undone, "the plan undoes what Alembic undoes");
     let sides = reader.versions().await.unwrap();
     assert_eq!(sides, listed(&alembic(&project, &["current"]).await));
     let mut expected_sides = vec![exports.clone(), index.clone()];
