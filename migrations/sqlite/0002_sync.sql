@@ -1,48 +1,30 @@
 -- What the sync keeps of GitHub, Render and the target databases, so that a
--- page view never calls upstream. Times are RFC 3339 text; JSON is text.
+-- page view never calls upstream. Each record is kept whole as JSON (`data`)
+-- beside the columns that are searched or sorted on. Times are RFC 3339 UTC
+-- text with microseconds, so text order is time order.
 
 CREATE TABLE commits (
-    sha             TEXT PRIMARY KEY,
-    message         TEXT NOT NULL,
-    author          TEXT NOT NULL,
-    author_login    TEXT,
-    committed_at    TEXT NOT NULL,
-    html_url        TEXT NOT NULL,
-    -- The parsed migrations directory at this commit (JSON), once read.
-    migrations      TEXT,
-    fetched_at      TEXT NOT NULL
+    sha          TEXT PRIMARY KEY,
+    committed_at TEXT NOT NULL,
+    data         TEXT NOT NULL
 );
 
 CREATE TABLE runs (
     id            BIGINT PRIMARY KEY,
     workflow_file TEXT NOT NULL,
-    name          TEXT NOT NULL,
-    head_sha      TEXT NOT NULL,
     head_branch   TEXT NOT NULL,
-    event         TEXT NOT NULL,
-    status        TEXT NOT NULL,
-    conclusion    TEXT,
-    run_attempt   INTEGER NOT NULL,
-    html_url      TEXT NOT NULL,
+    head_sha      TEXT NOT NULL,
     created_at    TEXT NOT NULL,
-    updated_at    TEXT NOT NULL,
-    -- Jobs with their steps (JSON), newest attempt.
-    jobs          TEXT NOT NULL
+    data          TEXT NOT NULL
 );
 CREATE INDEX runs_branch_created ON runs (head_branch, created_at);
 CREATE INDEX runs_sha ON runs (head_sha);
 
 CREATE TABLE deploys (
-    id             TEXT PRIMARY KEY,
-    environment    TEXT NOT NULL,
-    service_id     TEXT NOT NULL,
-    commit_sha     TEXT NOT NULL,
-    commit_message TEXT NOT NULL,
-    status         TEXT NOT NULL,
-    trigger        TEXT NOT NULL,
-    created_at     TEXT NOT NULL,
-    updated_at     TEXT NOT NULL,
-    finished_at    TEXT
+    id          TEXT PRIMARY KEY,
+    environment TEXT NOT NULL,
+    created_at  TEXT NOT NULL,
+    data        TEXT NOT NULL
 );
 CREATE INDEX deploys_environment_created ON deploys (environment, created_at);
 
@@ -60,9 +42,9 @@ CREATE TABLE sync_state (
     source          TEXT NOT NULL,
     etag            TEXT,
     last_ok_at      TEXT,
-    last_attempt_at TEXT,
+    last_attempt_at TEXT NOT NULL,
     last_error      TEXT,
-    failures        INTEGER NOT NULL DEFAULT 0,
+    failures        BIGINT NOT NULL DEFAULT 0,
     PRIMARY KEY (environment, source)
 );
 

@@ -6,6 +6,7 @@
 
 mod queries;
 mod sessions;
+pub mod sync;
 
 pub use sessions::PanelSessionStore;
 

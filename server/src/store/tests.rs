@@ -223,3 +223,105 @@ on_both_backends! {
         assert_eq!(stored.actor_name, "mallory");
     };
 }
+
+/// The sync's tables: records round-trip whole, newest first, and the
+/// bookkeeping (sync state, deliveries) behaves the same on both backends.
+mod sync_tables {
+    use super::*;
+    use crate::releases::{CommitRecord, DeployRecord, MigrationsAt, RunRecord};
+    use time::macros::datetime;
+
+    fn deploy(id: &str, env: &str, minute: i64) -> DeployRecord {
+        DeployRecord {
+            id: id.into(),
+            environment: env.into(),
+            service_id: "srv-1".into(),
+            commit_sha: format!("sha-{id}"),
+            commit_message: "Añade <b>señales</b>".into(),
+            status: "live".into(),
+            trigger: "api".into(),
+            created_at: datetime!(2026-11-20 09:00 UTC) + time::Duration::minutes(minute),
+            updated_at: datetime!(2026-11-20 09:00 UTC) + time::Duration::minutes(minute),
+            finished_at: None,
+        }
+    }
+
+    fn pipeline_run(id: u64, branch: &str, sha: &str) -> RunRecord {
+        RunRecord {
+            id,
+            workflow_file: "deploy.yml".into(),
+            name: "CI".into(),
+            head_sha: sha.into(),
+            head_branch: branch.into(),
+            event: "push".into(),
+            status: "completed".into(),
+            conclusion: Some("success".into()),
+            run_attempt: 1,
+            created_at: datetime!(2026-11-20 09:00 UTC) + time::Duration::seconds(id as i64),
+            updated_at: datetime!(2026-11-20 09:00 UTC),
+            html_url: format!("https://github.com/o/r/actions/runs/{id}"),
+            jobs: vec![],
+        }
+    }
+
+    on_both_backends! {
+        deploys_runs_and_commits_round_trip_newest_first => async |t: &TestStore| {
+            let s = &t.store;
+            s.upsert_deploys(&[deploy("d1", "production", 0), deploy("d2", "production", 5), deploy("d3", "staging", 9)]).await.unwrap();
+            let mut changed = deploy("d1", "production", 0);
+            changed.status = "deactivated".into();
+            s.upsert_deploys(&[changed.clone()]).await.unwrap();
+            let got = s.deploys("production", 10).await.unwrap();
+            assert_eq!(got.iter().map(|d| d.id.as_str()).collect::<Vec<_>>(), ["d2", "d1"]);
+            assert_eq!(got[1], changed);
+            assert_eq!(s.deploy("d3").await.unwrap().unwrap().environment, "staging");
+            assert_eq!(s.deploys("production", 1).await.unwrap().len(), 1);
+
+            s.upsert_runs(&[pipeline_run(1, "main", "a"), pipeline_run(2, "main", "b"), pipeline_run(3, "staging", "a")]).await.unwrap();
+            let main: Vec<u64> = s.runs_on_branch("main", 10).await.unwrap().iter().map(|r| r.id).collect();
+            assert_eq!(main, [2, 1]);
+            let for_a: Vec<u64> = s.runs_for_shas(&["a".into()]).await.unwrap().iter().map(|r| r.id).collect();
+            assert_eq!(for_a, [3, 1]);
+            assert_eq!(s.run(2).await.unwrap(), Some(pipeline_run(2, "main", "b")));
+            assert!(s.runs_for_shas(&[]).await.unwrap().is_empty());
+
+            let commit = CommitRecord {
+                sha: "a".into(),
+                message: "<script>alert(1)</script>".into(),
+                author: "Zoë".into(),
+                author_login: Some("zoe".into()),
+                committed_at: datetime!(2026-11-19 12:00 UTC),
+                html_url: "https://github.com/o/r/commit/a".into(),
+                migrations: Some(MigrationsAt { revisions: vec![], problems: vec!["x.py:3: bad".into()] }),
+            };
+            s.upsert_commits(&[commit.clone()]).await.unwrap();
+            // Written again without migrations: the ones read before stay.
+            s.upsert_commits(&[CommitRecord { migrations: None, ..commit.clone() }]).await.unwrap();
+            assert_eq!(s.commits_by_sha(&["a".into(), "zzz".into()]).await.unwrap(), vec![commit]);
+        };
+
+        sync_state_database_state_and_deliveries => async |t: &TestStore| {
+            let s = &t.store;
+            assert!(s.database_state("production").await.unwrap().is_none());
+            s.set_database_state("production", &["abc".into(), "def".into()]).await.unwrap();
+            s.set_database_state("production", &["abc".into()]).await.unwrap();
+            assert_eq!(s.database_state("production").await.unwrap().unwrap().versions, ["abc"]);
+
+            s.record_sync("production", "github_runs", Ok(Some("\"etag-1\""))).await.unwrap();
+            s.record_sync("production", "github_runs", Err("GitHub answered 502")).await.unwrap();
+            s.record_sync("production", "github_runs", Err("GitHub answered 503")).await.unwrap();
+            let state = &s.sync_states().await.unwrap()[0];
+            assert_eq!((state.failures, state.last_error.as_deref()), (2, Some("GitHub answered 503")));
+            assert_eq!(state.etag.as_deref(), Some("\"etag-1\""), "a failure keeps the ETag");
+            assert!(state.last_ok_at.is_some());
+            s.record_sync("production", "github_runs", Ok(None)).await.unwrap();
+            let state = &s.sync_states().await.unwrap()[0];
+            assert_eq!((state.failures, state.last_error.as_deref()), (0, None));
+            assert_eq!(state.etag.as_deref(), Some("\"etag-1\""), "no new ETag keeps the old one");
+
+            assert!(s.record_delivery("github", "d-1").await.unwrap());
+            assert!(!s.record_delivery("github", "d-1").await.unwrap());
+            assert!(s.record_delivery("render", "d-1").await.unwrap(), "per source");
+        };
+    }
+}
