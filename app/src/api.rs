@@ -4,7 +4,7 @@
 //! the request; the backend authenticates, checks the role and audits.
 
 use crate::error::AppError;
-use crate::model::{AdminView, Overview};
+use crate::model::{AdminView, EnvironmentPage, MigrationsView, Overview, ReleaseView, RunView};
 use leptos::prelude::*;
 
 #[cfg(feature = "ssr")]
@@ -12,7 +12,9 @@ pub mod backend {
     //! The seam between the pages and the server's application layer.
 
     use crate::error::AppError;
-    use crate::model::{AdminView, Overview};
+    use crate::model::{
+        AdminView, EnvironmentPage, MigrationsView, Overview, ReleaseView, RunView,
+    };
     use http::request::Parts;
     use std::future::Future;
     use std::sync::Arc;
@@ -24,6 +26,28 @@ pub mod backend {
         async fn overview(&self, request: &Parts) -> Result<Overview, AppError>;
         async fn admin_view(&self, request: &Parts) -> Result<AdminView, AppError>;
         async fn disable_account(&self, request: &Parts, name: String) -> Result<(), AppError>;
+        async fn timeline(
+            &self,
+            request: &Parts,
+            env: String,
+        ) -> Result<EnvironmentPage<Vec<ReleaseView>>, AppError>;
+        async fn runs(
+            &self,
+            request: &Parts,
+            env: String,
+        ) -> Result<EnvironmentPage<Vec<RunView>>, AppError>;
+        async fn run(&self, request: &Parts, id: u64)
+        -> Result<EnvironmentPage<RunView>, AppError>;
+        async fn deploys(
+            &self,
+            request: &Parts,
+            env: String,
+        ) -> Result<EnvironmentPage<Vec<ReleaseView>>, AppError>;
+        async fn migrations(
+            &self,
+            request: &Parts,
+            env: String,
+        ) -> Result<EnvironmentPage<MigrationsView>, AppError>;
     }
 
     /// How the backend is provided as Leptos context.
@@ -68,4 +92,34 @@ pub async fn get_admin_view() -> Result<AdminView, AppError> {
 #[server(prefix = "/_fn", endpoint = "disable_account")]
 pub async fn disable_account(name: String) -> Result<(), AppError> {
     backend::with_backend(|b, req| async move { b.disable_account(&req, name).await }).await
+}
+
+/// An environment's release timeline, newest first.
+#[server(prefix = "/_fn", endpoint = "timeline")]
+pub async fn get_timeline(env: String) -> Result<EnvironmentPage<Vec<ReleaseView>>, AppError> {
+    backend::with_backend(|b, req| async move { b.timeline(&req, env).await }).await
+}
+
+/// The pipeline runs on an environment's branch, newest first.
+#[server(prefix = "/_fn", endpoint = "runs")]
+pub async fn get_runs(env: String) -> Result<EnvironmentPage<Vec<RunView>>, AppError> {
+    backend::with_backend(|b, req| async move { b.runs(&req, env).await }).await
+}
+
+/// One run with its jobs and steps.
+#[server(prefix = "/_fn", endpoint = "run")]
+pub async fn get_run(id: u64) -> Result<EnvironmentPage<RunView>, AppError> {
+    backend::with_backend(|b, req| async move { b.run(&req, id).await }).await
+}
+
+/// An environment's deploys, newest first.
+#[server(prefix = "/_fn", endpoint = "deploys")]
+pub async fn get_deploys(env: String) -> Result<EnvironmentPage<Vec<ReleaseView>>, AppError> {
+    backend::with_backend(|b, req| async move { b.deploys(&req, env).await }).await
+}
+
+/// The revision graph of the live commit against the database.
+#[server(prefix = "/_fn", endpoint = "migrations")]
+pub async fn get_migrations(env: String) -> Result<EnvironmentPage<MigrationsView>, AppError> {
+    backend::with_backend(|b, req| async move { b.migrations(&req, env).await }).await
 }

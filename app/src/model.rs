@@ -75,10 +75,156 @@ pub struct EnvironmentSummary {
 }
 
 /// Everything the overview page shows.
+/// The overview: every environment with what a team checks first.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Overview {
     pub viewer: Viewer,
-    pub environments: Vec<EnvironmentSummary>,
+    pub environments: Vec<EnvironmentView>,
+}
+
+/// One environment as the overview shows it. Times are RFC 3339 UTC text.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EnvironmentView {
+    pub summary: EnvironmentSummary,
+    /// The deploy serving now.
+    pub live: Option<ReleaseView>,
+    /// The newest good release before the live one: the one-click rollback target.
+    pub last_good: Option<ReleaseView>,
+    /// The newest pipeline run on the environment's branch.
+    pub branch_head_run: Option<RunView>,
+    pub database: DatabaseView,
+    /// Upstream sources whose data is out of date, and why.
+    pub stale: Vec<StaleNotice>,
+}
+
+/// Where the environment's database stands against the code that is live.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct DatabaseView {
+    /// The rows of `alembic_version`; None until first read.
+    pub current: Option<Vec<String>>,
+    /// The heads of the live commit's migrations directory, once read.
+    pub code_heads: Option<Vec<String>>,
+    /// `at_head`, `pending`, `drift` or `unknown`.
+    pub state: String,
+    /// In words: "at head", "2 revisions pending", "at a revision the code does not know".
+    pub summary: String,
+    pub read_at: Option<String>,
+}
+
+/// An upstream whose data is out of date.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StaleNotice {
+    /// "GitHub", "Render" or "the database".
+    pub source: String,
+    /// When data last came in, if ever.
+    pub since: Option<String>,
+    /// The last failure, in plain words.
+    pub reason: String,
+}
+
+/// One deploy joined with its commit, pipeline and migration head, judged.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReleaseView {
+    pub environment: String,
+    pub deploy_id: String,
+    /// Render's status word (`live`, `build_failed`, …).
+    pub deploy_status: String,
+    pub trigger: String,
+    pub created_at: String,
+    pub finished_at: Option<String>,
+    pub commit_sha: String,
+    pub commit_message: String,
+    pub author: Option<String>,
+    /// `passed`, `failed`, `running` or `none`.
+    pub ci: String,
+    /// `passed`, `failed`, `running` or `not_run`.
+    pub smoke: String,
+    /// `good`, `bad`, `pending` or `canceled`.
+    pub verdict: String,
+    pub reason: String,
+    pub is_live: bool,
+    /// The Alembic heads at this commit, once read.
+    pub migration_heads: Option<Vec<String>>,
+    pub run_ids: Vec<u64>,
+    pub commit_url: String,
+    pub deploy_url: String,
+}
+
+/// A pipeline run with its jobs and steps.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunView {
+    pub id: u64,
+    pub name: String,
+    pub workflow_file: String,
+    pub branch: String,
+    pub head_sha: String,
+    pub event: String,
+    pub status: String,
+    pub conclusion: Option<String>,
+    pub attempt: u32,
+    pub created_at: String,
+    pub updated_at: String,
+    pub html_url: String,
+    pub jobs: Vec<JobView>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobView {
+    pub name: String,
+    pub status: String,
+    pub conclusion: Option<String>,
+    pub started_at: Option<String>,
+    pub completed_at: Option<String>,
+    pub html_url: String,
+    pub steps: Vec<StepView>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StepView {
+    pub number: u32,
+    pub name: String,
+    pub status: String,
+    pub conclusion: Option<String>,
+    pub started_at: Option<String>,
+    pub completed_at: Option<String>,
+}
+
+/// The revision graph of the live commit against the database.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct MigrationsView {
+    pub environment: String,
+    /// The commit whose migrations directory is shown.
+    pub commit_sha: Option<String>,
+    pub database: DatabaseView,
+    pub heads: Vec<String>,
+    pub pending: Vec<String>,
+    pub drift: Vec<String>,
+    /// Parents first.
+    pub revisions: Vec<RevisionView>,
+    /// Files that could not be read, as `file:line: why`.
+    pub problems: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RevisionView {
+    pub id: String,
+    pub down: Vec<String>,
+    pub message: String,
+    pub create_date: Option<String>,
+    pub is_head: bool,
+    pub is_current: bool,
+    pub is_applied: bool,
+    /// What its downgrade destroys, in words.
+    pub data_loss: Vec<String>,
+}
+
+/// A page of one environment's data.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EnvironmentPage<T> {
+    pub viewer: Viewer,
+    pub environment: EnvironmentSummary,
+    pub stale: Vec<StaleNotice>,
+    pub items: T,
 }
 
 /// One account, as the admin page lists it.

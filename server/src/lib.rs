@@ -12,4 +12,5 @@ pub mod releases;
 pub mod sandbox;
 pub mod signatures;
 pub mod store;
+pub mod views;
 pub mod web;

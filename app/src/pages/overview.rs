@@ -17,7 +17,7 @@ pub fn OverviewPage() -> impl IntoView {
                 match overview.await {
                     Ok(o) => view! {
                         <Layout viewer=o.viewer>
-                            <EnvironmentList environments=o.environments/>
+                            <EnvironmentList environments=o.environments.into_iter().map(|e| e.summary).collect()/>
                         </Layout>
                     }
                     .into_any(),

@@ -5,7 +5,7 @@ use crate::control::{ControlError, ControlPlane};
 use crate::identity::Actor;
 use app::api::backend::PanelBackend;
 use app::error::AppError;
-use app::model::{AdminView, Overview};
+use app::model::{AdminView, EnvironmentPage, MigrationsView, Overview, ReleaseView, RunView};
 use http::request::Parts;
 
 /// Implements [`PanelBackend`] over the [`ControlPlane`].
@@ -71,6 +71,62 @@ impl PanelBackend for WebBackend {
         let (actor, caller) = self.signed_in(request).await?;
         self.control
             .disable_user(&actor, &caller.meta, &name)
+            .await
+            .map_err(|e| app_error(e, &caller))
+    }
+
+    async fn timeline(
+        &self,
+        request: &Parts,
+        env: String,
+    ) -> Result<EnvironmentPage<Vec<ReleaseView>>, AppError> {
+        let (actor, caller) = self.signed_in(request).await?;
+        self.control
+            .timeline(&actor, &caller.meta, &env)
+            .await
+            .map_err(|e| app_error(e, &caller))
+    }
+
+    async fn runs(
+        &self,
+        request: &Parts,
+        env: String,
+    ) -> Result<EnvironmentPage<Vec<RunView>>, AppError> {
+        let (actor, caller) = self.signed_in(request).await?;
+        self.control
+            .runs(&actor, &caller.meta, &env)
+            .await
+            .map_err(|e| app_error(e, &caller))
+    }
+
+    async fn run(&self, request: &Parts, id: u64) -> Result<EnvironmentPage<RunView>, AppError> {
+        let (actor, caller) = self.signed_in(request).await?;
+        self.control
+            .run(&actor, &caller.meta, id)
+            .await
+            .map_err(|e| app_error(e, &caller))
+    }
+
+    async fn deploys(
+        &self,
+        request: &Parts,
+        env: String,
+    ) -> Result<EnvironmentPage<Vec<ReleaseView>>, AppError> {
+        let (actor, caller) = self.signed_in(request).await?;
+        self.control
+            .deploys(&actor, &caller.meta, &env)
+            .await
+            .map_err(|e| app_error(e, &caller))
+    }
+
+    async fn migrations(
+        &self,
+        request: &Parts,
+        env: String,
+    ) -> Result<EnvironmentPage<MigrationsView>, AppError> {
+        let (actor, caller) = self.signed_in(request).await?;
+        self.control
+            .migrations(&actor, &caller.meta, &env)
             .await
             .map_err(|e| app_error(e, &caller))
     }

@@ -6,9 +6,11 @@ use crate::audit::{NewEvent, Outcome, RequestMeta, Verdict};
 use crate::config::{Config, Secret};
 use crate::identity::{self, Actor, User};
 use crate::store::{Store, StoreError};
-use app::model::{Account, AdminView, EnvironmentSummary, Overview, Role, Viewer};
+use app::model::{Account, AdminView, EnvironmentSummary, Role, Viewer};
 use serde_json::json;
 use std::sync::Arc;
+
+mod reads;
 
 /// Why an action was not carried out.
 #[derive(Debug, thiserror::Error)]
@@ -278,20 +280,6 @@ impl ControlPlane {
         Ok(AdminView {
             viewer: viewer_of(actor),
             accounts,
-        })
-    }
-
-    /// The overview (any signed-in role).
-    pub async fn overview(
-        &self,
-        actor: &Actor,
-        meta: &RequestMeta,
-    ) -> Result<Overview, ControlError> {
-        self.require(actor, Role::Viewer, "overview.view", meta)
-            .await?;
-        Ok(Overview {
-            viewer: viewer_of(actor),
-            environments: self.environment_summaries(),
         })
     }
 
