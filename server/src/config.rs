@@ -25,6 +25,50 @@ pub struct Config {
     pub render: Option<RenderConfig>,
     #[serde(default, rename = "environment")]
     pub environments: Vec<EnvironmentConfig>,
+    #[serde(default)]
+    pub sync: SyncConfig,
+    /// Secret values given by the process that embeds the panel (the
+    /// sandbox), looked up before the environment.
+    #[serde(skip)]
+    pub secrets: SecretOverrides,
+}
+
+/// `[sync]`: how often the panel polls each upstream, and how far it backs
+/// off while one fails. Webhooks, when configured, make changes show at once.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SyncConfig {
+    #[serde(default = "default_interval")]
+    pub interval_seconds: u64,
+    #[serde(default = "default_max_backoff")]
+    pub max_backoff_seconds: u64,
+}
+
+impl Default for SyncConfig {
+    fn default() -> Self {
+        Self {
+            interval_seconds: default_interval(),
+            max_backoff_seconds: default_max_backoff(),
+        }
+    }
+}
+
+fn default_interval() -> u64 {
+    30
+}
+
+fn default_max_backoff() -> u64 {
+    600
+}
+
+/// Secret values by variable name; `Debug` shows only the names.
+#[derive(Clone, Default)]
+pub struct SecretOverrides(std::sync::Arc<std::collections::BTreeMap<String, String>>);
+
+impl fmt::Debug for SecretOverrides {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_set().entries(self.0.keys()).finish()
+    }
 }
 
 /// `[server]`
@@ -261,6 +305,23 @@ impl Config {
     }
 
     /// Parses a configuration from TOML text, without overrides (for tests and the sandbox).
+    /// The same configuration, with secret values that win over the
+    /// environment's (for a process that embeds the panel).
+    pub fn with_secrets(mut self, secrets: std::collections::BTreeMap<String, String>) -> Config {
+        self.secrets = SecretOverrides(std::sync::Arc::new(secrets));
+        self
+    }
+
+    /// The secret named by a `*_env` key: an override, else the environment.
+    pub fn secret(&self, var: &str) -> Option<Secret> {
+        self.secrets
+            .0
+            .get(var)
+            .filter(|v| !v.is_empty())
+            .map(|v| Secret(v.clone()))
+            .or_else(|| Secret::from_env(var))
+    }
+
     pub fn from_toml(text: &str) -> Result<Config, ConfigError> {
         let tree = parse_tree(text, Path::new("<inline>"))?;
         Config::from_tree(tree)

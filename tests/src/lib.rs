@@ -266,6 +266,8 @@ impl Panel {
 /// An HTTP client that follows no redirects and keeps no cookies, so tests
 /// see every status and every Set-Cookie.
 pub fn http() -> reqwest::Client {
+    // Already installed is fine.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()

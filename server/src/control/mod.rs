@@ -3,7 +3,7 @@
 //! checks the role, writes the audit event, and only then acts.
 
 use crate::audit::{NewEvent, Outcome, RequestMeta, Verdict};
-use crate::config::{Config, Secret};
+use crate::config::Config;
 use crate::identity::{self, Actor, User};
 use crate::store::{Store, StoreError};
 use app::model::{Account, AdminView, EnvironmentSummary, Role, Viewer};
@@ -296,7 +296,7 @@ impl ControlPlane {
                 missing_secrets: env
                     .secret_vars()
                     .into_iter()
-                    .filter(|var| Secret::from_env(var).is_none())
+                    .filter(|var| self.config.secret(var).is_none())
                     .map(str::to_owned)
                     .collect(),
             })

@@ -621,3 +621,46 @@ impl RenderClient {
 
 #[cfg(test)]
 mod tests;
+
+/// The seam the panel reads and drives Render through; [`RenderClient`] is
+/// the one real implementation (tests may put a fake behind it).
+#[async_trait::async_trait]
+pub trait RenderSource: Send + Sync {
+    /// The service's newest deploys, newest first, at most `max`.
+    async fn deploys(&self, service_id: &str, max: usize) -> Result<Vec<Deploy>, RenderError>;
+    async fn deploy(&self, service_id: &str, deploy_id: &str) -> Result<Deploy, RenderError>;
+    async fn set_auto_deploy(&self, service_id: &str, on: bool) -> Result<Service, RenderError>;
+    async fn rollback(&self, service_id: &str, deploy_id: &str) -> Result<Deploy, RenderError>;
+    async fn trigger(
+        &self,
+        service_id: &str,
+        commit_id: Option<&str>,
+    ) -> Result<Triggered, RenderError>;
+}
+
+#[async_trait::async_trait]
+impl RenderSource for RenderClient {
+    async fn deploys(&self, service_id: &str, max: usize) -> Result<Vec<Deploy>, RenderError> {
+        self.list_deploys(service_id, max).await
+    }
+
+    async fn deploy(&self, service_id: &str, deploy_id: &str) -> Result<Deploy, RenderError> {
+        self.get_deploy(service_id, deploy_id).await
+    }
+
+    async fn set_auto_deploy(&self, service_id: &str, on: bool) -> Result<Service, RenderError> {
+        RenderClient::set_auto_deploy(self, service_id, on).await
+    }
+
+    async fn rollback(&self, service_id: &str, deploy_id: &str) -> Result<Deploy, RenderError> {
+        RenderClient::rollback(self, service_id, deploy_id).await
+    }
+
+    async fn trigger(
+        &self,
+        service_id: &str,
+        commit_id: Option<&str>,
+    ) -> Result<Triggered, RenderError> {
+        self.trigger_deploy(service_id, commit_id, false).await
+    }
+}

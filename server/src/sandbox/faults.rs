@@ -152,12 +152,20 @@ struct Rule {
 #[derive(Debug, Clone, Default)]
 pub struct Faults {
     rules: Arc<Mutex<Vec<Rule>>>,
+    /// Every API request that reached the simulator (admin routes aside),
+    /// for tests that prove a call was, or was not, made.
+    requests: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl Faults {
     /// No faults.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// How many API requests the simulator has received so far.
+    pub fn requests(&self) -> u64 {
+        self.requests.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     fn rules(&self) -> MutexGuard<'_, Vec<Rule>> {
@@ -230,6 +238,9 @@ impl Faults {
 }
 
 async fn apply(State(faults): State<Faults>, request: Request, next: Next) -> Response {
+    faults
+        .requests
+        .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
     let matched = request
         .extensions()
         .get::<MatchedPath>()

@@ -71,6 +71,10 @@ api_url = "{render}"               # the sandbox's simulated Render; https://api
 api_key_env = "RENDER_API_KEY"
 webhook_secret_env = "RENDER_WEBHOOK_SECRET"
 
+[sync]
+interval_seconds = 5               # how often each upstream is polled (30 by default);
+max_backoff_seconds = 300          # while one fails, polling backs off up to this
+
 [[environment]]
 name = "production"
 branch = "main"
@@ -98,6 +102,20 @@ smoke_url_env = "STAGING_BACKEND_URL"
 smoke_path = "/health"
 "#;
 
+/// The generated configuration for simulators served at `served`, a panel
+/// listening on `listen` and a store at `store_url`.
+pub fn sample_config(served: &world::Served, listen: SocketAddr, store_url: &str) -> String {
+    SAMPLE_CONFIG
+        .replace("{github}", &served.github)
+        .replace("{render}", &format!("{}/v1", served.render))
+        .replace("{owner}", world::OWNER)
+        .replace("{repo}", world::REPO)
+        .replace("{migrations}", world::MIGRATIONS_PATH)
+        .replace("{listen}", &listen.to_string())
+        .replace("{public_url}", &format!("http://{listen}"))
+        .replace("{store}", store_url)
+}
+
 /// Builds the seeded world, serves the simulators and (unless `--no-panel`)
 /// the panel, printing one line per thing a user needs.
 pub async fn run(args: SandboxArgs) -> Result<(), CliError> {
@@ -124,15 +142,7 @@ pub async fn run(args: SandboxArgs) -> Result<(), CliError> {
     let served = world.serve().await?;
 
     let store_url = format!("sqlite://{}", dir.join("flightdeck.db").display());
-    let text = SAMPLE_CONFIG
-        .replace("{github}", &served.github)
-        .replace("{render}", &format!("{}/v1", served.render))
-        .replace("{owner}", world::OWNER)
-        .replace("{repo}", world::REPO)
-        .replace("{migrations}", world::MIGRATIONS_PATH)
-        .replace("{listen}", &addr.to_string())
-        .replace("{public_url}", &format!("http://{addr}"))
-        .replace("{store}", &store_url);
+    let text = sample_config(&served, addr, &store_url);
     let config_path = dir.join("flightdeck.toml");
     std::fs::write(&config_path, &text)?;
     let env_path = dir.join("sandbox.env");
@@ -156,7 +166,7 @@ pub async fn run(args: SandboxArgs) -> Result<(), CliError> {
         return Ok(());
     }
 
-    let config = Arc::new(Config::from_toml(&text)?);
+    let config = Arc::new(Config::from_toml(&text)?.with_secrets(world.secrets()));
     let store = open_store(&config).await?;
     let control = ControlPlane::new(store, config);
     let name = "admin";

@@ -428,23 +428,32 @@ impl World {
     }
 
     /// The secret variables the generated configuration names, with the
-    /// sandbox's values, as `NAME=value` lines for a shell or an env file.
-    pub fn env_file(&self) -> String {
-        let mut lines = vec![
-            "# The sandbox's secrets for the generated flightdeck.toml (local simulators only)."
-                .to_owned(),
-            format!("GITHUB_TOKEN={GITHUB_TOKEN}"),
-            format!("RENDER_API_KEY={RENDER_KEY}"),
-        ];
+    /// sandbox's values.
+    pub fn secrets(&self) -> BTreeMap<String, String> {
+        let mut secrets = BTreeMap::from([
+            ("GITHUB_TOKEN".to_owned(), GITHUB_TOKEN.to_owned()),
+            ("RENDER_API_KEY".to_owned(), RENDER_KEY.to_owned()),
+        ]);
         for (env, (url, _)) in &self.targets {
             let var = if env == "production" {
                 "DS_DATABASE_URL"
             } else {
                 "DS_STAGING_DATABASE_URL"
             };
-            lines.push(format!("{var}={url}"));
+            secrets.insert(var.to_owned(), url.clone());
         }
-        lines.join("\n") + "\n"
+        secrets
+    }
+
+    /// [`World::secrets`] as `NAME=value` lines for a shell or an env file.
+    pub fn env_file(&self) -> String {
+        let mut text =
+            "# The sandbox's secrets for the generated flightdeck.toml (local simulators only).\n"
+                .to_owned();
+        for (name, value) in self.secrets() {
+            text.push_str(&format!("{name}={value}\n"));
+        }
+        text
     }
 }
 

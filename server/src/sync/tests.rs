@@ -1,0 +1,211 @@
+//! The sync against the sandbox's simulators, through the real clients.
+
+use super::*;
+use crate::audit::RequestMeta;
+use crate::control::ControlPlane;
+use crate::identity::Actor;
+use crate::sandbox::faults::{Fault, FaultKind};
+use crate::sandbox::render::Timing;
+use crate::sandbox::world::{self, Speeds, Targets, World};
+use crate::store::tests::TestStore;
+use std::sync::Mutex;
+
+struct Setup {
+    world: World,
+    syncer: Syncer,
+    store: TestStore,
+    config: Arc<Config>,
+    changes: Arc<Mutex<Vec<(String, String)>>>,
+    dir: std::path::PathBuf,
+}
+
+impl Drop for Setup {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn quick() -> Speeds {
+    Speeds {
+        actions: crate::sandbox::github::ActionsTiming {
+            queue: Duration::from_millis(50),
+            step: Duration::from_millis(50),
+        },
+        render: Timing {
+            build: Duration::from_millis(100),
+            update: Duration::from_millis(100),
+        },
+    }
+}
+
+async fn setup(seed: u64) -> Setup {
+    crate::integrations::install_tls_provider();
+    let dir = std::env::temp_dir().join(format!("fd-sync-{}", crate::identity::random_id()));
+    let world = World::build(seed, quick(), Targets::Sqlite(dir.clone())).await.unwrap();
+    let served = world.serve().await.unwrap();
+    let text = crate::sandbox::sample_config(&served, "127.0.0.1:0".parse().unwrap(), "sqlite::memory:");
+    let config = Arc::new(Config::from_toml(&text).unwrap().with_secrets(world.secrets()));
+    let store = TestStore::new("sqlite").await;
+    let changes = Arc::new(Mutex::new(Vec::new()));
+    let seen = changes.clone();
+    let syncer = Syncer::new(
+        store.store.clone(),
+        config.clone(),
+        Upstreams::from_config(&config),
+        Arc::new(move |env: &str, what: &str| seen.lock().unwrap().push((env.to_owned(), what.to_owned()))),
+    );
+    Setup {
+        world,
+        syncer,
+        store,
+        config,
+        changes,
+        dir,
+    }
+}
+
+fn env<'a>(s: &'a Setup, name: &str) -> &'a EnvironmentConfig {
+    s.config.environments.iter().find(|e| e.name.as_str() == name).unwrap()
+}
+
+#[tokio::test]
+async fn a_pass_fills_the_store_and_the_overview_shows_the_seeded_history() {
+    let s = setup(4).await;
+    let production = env(&s, "production");
+    let report = s.syncer.pass(production).await;
+    assert!(report.failed.is_empty(), "{report:?}");
+    assert_eq!(report.changed, [RENDER_DEPLOYS, DATABASE, GITHUB_RUNS, GITHUB_COMMITS]);
+    assert_eq!(s.changes.lock().unwrap().len(), 4);
+
+    let control = ControlPlane::new(s.store.store.clone(), s.config.clone());
+    let overview = control
+        .overview(&Actor::system("test"), &RequestMeta::default())
+        .await
+        .unwrap();
+    let view = overview.environments.iter().find(|e| e.summary.name == "production").unwrap();
+    let live = view.live.as_ref().expect("a live release");
+    let main_head = s.world.github.branch_head("main").unwrap();
+    assert_eq!(live.commit_sha, main_head, "main's head is live in production");
+    assert_eq!(live.verdict, "good");
+    assert_eq!(view.database.state, "at_head", "{:?}", view.database);
+    assert!(view.last_good.is_some());
+    assert!(view.stale.is_empty());
+    assert_eq!(view.branch_head_run.as_ref().map(|r| r.head_sha.as_str()), Some(main_head.as_str()));
+
+    let timeline = control
+        .timeline(&Actor::system("test"), &RequestMeta::default(), "production")
+        .await
+        .unwrap();
+    assert!(timeline.items.iter().any(|r| r.deploy_status == "build_failed" && r.verdict == "bad"));
+    let migrations = control
+        .migrations(&Actor::system("test"), &RequestMeta::default(), "production")
+        .await
+        .unwrap()
+        .items;
+    assert_eq!(migrations.revisions.len(), s.world.history.len());
+    assert!(migrations.revisions.iter().any(|r| !r.data_loss.is_empty()));
+    assert!(migrations.pending.is_empty());
+}
+
+#[tokio::test]
+async fn an_unchanged_upstream_costs_a_304_and_a_page_view_costs_nothing() {
+    let s = setup(5).await;
+    let production = env(&s, "production");
+    s.syncer.pass(production).await;
+    let github = s.world.github.faults();
+    let render = s.world.render.faults();
+
+    let before = (github.requests(), render.requests());
+    let report = s.syncer.pass(production).await;
+    assert!(report.changed.is_empty() && report.failed.is_empty(), "{report:?}");
+    // One conditional runs request (304), no commit or jobs reads.
+    assert_eq!(github.requests() - before.0, 1);
+
+    let before = (github.requests(), render.requests());
+    let control = ControlPlane::new(s.store.store.clone(), s.config.clone());
+    for _ in 0..5 {
+        control.overview(&Actor::system("test"), &RequestMeta::default()).await.unwrap();
+        control.timeline(&Actor::system("test"), &RequestMeta::default(), "production").await.unwrap();
+        control.migrations(&Actor::system("test"), &RequestMeta::default(), "production").await.unwrap();
+    }
+    assert_eq!((github.requests(), render.requests()), before, "pages read the store only");
+}
+
+#[tokio::test]
+async fn an_upstream_fault_keeps_the_last_data_says_why_and_recovers() {
+    let s = setup(6).await;
+    let production = env(&s, "production");
+    s.syncer.pass(production).await;
+    let control = ControlPlane::new(s.store.store.clone(), s.config.clone());
+    let live_before = control
+        .overview(&Actor::system("test"), &RequestMeta::default())
+        .await
+        .unwrap()
+        .environments[0]
+        .live
+        .clone();
+
+    let faults = s.world.render.faults();
+    for (kind, words) in [
+        (FaultKind::ServerError(503), "503"),
+        (FaultKind::MalformedJson, "JSON"),
+        (FaultKind::TooManyRequests { retry_after_secs: 7 }, "rate"),
+    ] {
+        faults.clear();
+        faults.set("*", Fault::always(kind)).unwrap();
+        let report = s.syncer.pass(production).await;
+        let (source, failure) = &report.failed[0];
+        assert_eq!(*source, RENDER_DEPLOYS);
+        assert!(failure.reason.contains(words), "{}", failure.reason);
+        let overview = control.overview(&Actor::system("test"), &RequestMeta::default()).await.unwrap();
+        let view = &overview.environments[0];
+        assert_eq!(view.live, live_before, "the last data is still shown");
+        assert_eq!(view.stale.len(), 1);
+        assert_eq!(view.stale[0].source, "Render");
+        assert!(view.stale[0].since.is_some());
+    }
+    let report = s.syncer.pass(production).await;
+    assert_eq!(report.failed[0].1.retry_after, Some(Duration::from_secs(7)), "a 429's retry-after is kept");
+
+    faults.clear();
+    let report = s.syncer.pass(production).await;
+    assert!(report.failed.is_empty());
+    let overview = control.overview(&Actor::system("test"), &RequestMeta::default()).await.unwrap();
+    assert!(overview.environments[0].stale.is_empty(), "recovered");
+}
+
+#[tokio::test]
+async fn a_github_rate_limit_is_a_failure_with_a_time_to_wait() {
+    let s = setup(7).await;
+    let production = env(&s, "production");
+    s.world.github.faults().set("*", Fault::always(FaultKind::RateLimited)).unwrap();
+    let report = s.syncer.pass(production).await;
+    let (_, failure) = report.failed.iter().find(|(source, _)| *source == GITHUB_RUNS).unwrap();
+    assert!(failure.retry_after.is_some(), "{failure:?}");
+    assert!(failure.reason.to_lowercase().contains("rate"), "{}", failure.reason);
+}
+
+#[tokio::test]
+async fn a_deploy_triggered_upstream_shows_after_the_next_pass() {
+    let s = setup(8).await;
+    let production = env(&s, "production");
+    s.syncer.pass(production).await;
+    let before = s.store.store.deploys("production", 100).await.unwrap().len();
+    let render = RenderClient::new(
+        &format!("{}/v1", s.world_render_url()),
+        world::RENDER_KEY.to_owned(),
+    )
+    .unwrap();
+    render.trigger_deploy("srv-sandbox-production", None, false).await.unwrap();
+    s.changes.lock().unwrap().clear();
+    s.syncer.pass(production).await;
+    assert_eq!(s.store.store.deploys("production", 100).await.unwrap().len(), before + 1);
+    assert!(s.changes.lock().unwrap().contains(&("production".into(), RENDER_DEPLOYS.into())));
+}
+
+impl Setup {
+    fn world_render_url(&self) -> String {
+        let render = self.config.render.as_ref().unwrap().api_url.as_str().trim_end_matches('/').to_owned();
+        render.trim_end_matches("/v1").to_owned()
+    }
+}
