@@ -243,6 +243,8 @@ struct Inner {
     /// The listener's address, for `url` fields of webhook payloads.
     spawned_base: Mutex<Option<String>>,
     faults: Faults,
+    /// Where deliveries go; starts as the config's, can be changed.
+    webhook: Mutex<Option<WebhookTarget>>,
 }
 
 /// The repository and its Actions.
@@ -288,6 +290,7 @@ impl GithubSim {
                 started: AtomicBool::new(false),
                 spawned_base: Mutex::new(None),
                 faults: Faults::new(),
+                webhook: Mutex::new(config.webhook.clone()),
                 config,
             }),
         }
@@ -471,7 +474,7 @@ impl GithubSim {
         if events.is_empty() || !self.inner.started.load(Ordering::SeqCst) {
             return;
         }
-        let Some(target) = self.config().webhook.clone() else {
+        let Some(target) = lock(&self.inner.webhook).clone() else {
             return;
         };
         let base = self.webhook_base();
@@ -503,6 +506,11 @@ impl GithubSim {
                 .hook_done(due.run.run_id, due.run.run_attempt, result, now());
             sim.advance();
         });
+    }
+
+    /// Sends later webhook deliveries to `target` (None: none).
+    pub fn set_webhook(&self, target: Option<WebhookTarget>) {
+        *lock(&self.inner.webhook) = target;
     }
 
     /// The faults applied to every route of [`GithubSim::router`] (a shared

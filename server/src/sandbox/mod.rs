@@ -140,6 +140,8 @@ pub async fn run(args: SandboxArgs) -> Result<(), CliError> {
         .await
         .map_err(CliError::Action)?;
     let served = world.serve().await?;
+    // The panel (this one, or one started with the generated config) listens there.
+    world.send_webhooks_to(&format!("http://{addr}"));
 
     let store_url = format!("sqlite://{}", dir.join("flightdeck.db").display());
     let text = sample_config(&served, addr, &store_url);

@@ -60,6 +60,9 @@ pub struct World {
     pub render: RenderSim,
     /// Environment name → (database URL, database).
     pub targets: BTreeMap<String, (String, TargetDb)>,
+    /// The secrets that sign the simulators' webhook deliveries.
+    pub github_webhook_secret: String,
+    pub render_webhook_secret: String,
 }
 
 fn person(index: usize) -> Person {
@@ -236,6 +239,8 @@ impl World {
             github,
             render,
             targets: BTreeMap::new(),
+            github_webhook_secret: crate::identity::random_secret(32),
+            render_webhook_secret: render::new_webhook_secret(),
         };
         if let Targets::Sqlite(dir) = &targets {
             std::fs::create_dir_all(dir)
@@ -427,12 +432,35 @@ impl World {
         Ok(served)
     }
 
+    /// Makes both simulators deliver their webhooks to the panel at `panel`
+    /// (`http://host:port`), signed with the secrets in [`World::secrets`].
+    pub fn send_webhooks_to(&self, panel: &str) {
+        self.github.set_webhook(Some(super::github::WebhookTarget {
+            url: format!("{panel}/webhooks/github"),
+            secret: self.github_webhook_secret.clone(),
+        }));
+        if let Err(error) = self.render.set_webhook(
+            &format!("{panel}/webhooks/render"),
+            &self.render_webhook_secret,
+        ) {
+            tracing::error!(%error, "the simulated Render refused its webhook secret");
+        }
+    }
+
     /// The secret variables the generated configuration names, with the
     /// sandbox's values.
     pub fn secrets(&self) -> BTreeMap<String, String> {
         let mut secrets = BTreeMap::from([
             ("GITHUB_TOKEN".to_owned(), GITHUB_TOKEN.to_owned()),
             ("RENDER_API_KEY".to_owned(), RENDER_KEY.to_owned()),
+            (
+                "GITHUB_WEBHOOK_SECRET".to_owned(),
+                self.github_webhook_secret.clone(),
+            ),
+            (
+                "RENDER_WEBHOOK_SECRET".to_owned(),
+                self.render_webhook_secret.clone(),
+            ),
         ]);
         for (env, (url, _)) in &self.targets {
             let var = if env == "production" {
