@@ -50,7 +50,9 @@ pub enum GithubError {
     /// What was looked for, e.g. "run 42" or "branch main".
     #[error("GitHub does not know {0} (404)")]
     NotFound(String),
-    #[error("GitHub refused to move the branch because it is not a fast-forward (the branch moved)")]
+    #[error(
+        "GitHub refused to move the branch because it is not a fast-forward (the branch moved)"
+    )]
     NotFastForward,
     #[error("GitHub refused the request (HTTP {status}): {message}")]
     Refused { status: u16, message: String },
@@ -197,7 +199,7 @@ pub trait GithubSource: Send + Sync {
     async fn fill_jobs(
         &self,
         runs: &mut [RunRecord],
-        want: &(dyn Fn(&RunRecord) -> bool + Sync),
+        want: &(dyn for<'r> Fn(&'r RunRecord) -> bool + Sync),
     ) -> Result<usize, GithubError> {
         let mut filled = 0;
         for run in runs.iter_mut() {
@@ -336,7 +338,9 @@ impl OctocrabGithub {
             .filter(|u| matches!(u.scheme(), "http" | "https") && !u.cannot_be_a_base())
             .ok_or_else(|| GithubError::Config(format!("{api_url:?} is not an http(s) URL")))?;
         if owner.is_empty() || repo.is_empty() {
-            return Err(GithubError::Config("the owner and the repository must be named".into()));
+            return Err(GithubError::Config(
+                "the owner and the repository must be named".into(),
+            ));
         }
         // octocrab unwraps the header it builds from the token: check first.
         if token.is_empty() || HeaderValue::from_str(&format!("Bearer {token}")).is_err() {
@@ -448,11 +452,7 @@ impl OctocrabGithub {
         }
     }
 
-    async fn get<T: DeserializeOwned>(
-        &self,
-        uri: &str,
-        what: What<'_>,
-    ) -> Result<T, GithubError> {
+    async fn get<T: DeserializeOwned>(&self, uri: &str, what: What<'_>) -> Result<T, GithubError> {
         let reply = self
             .call(Method::GET, uri, None, HeaderMap::new(), what)
             .await?;
@@ -839,11 +839,7 @@ impl GhCommit {
                 what: format!("commit {} has no date", self.sha),
             })?;
         Ok(CommitRecord {
-            author: self
-                .commit
-                .author
-                .and_then(|a| a.name)
-                .unwrap_or_default(),
+            author: self.commit.author.and_then(|a| a.name).unwrap_or_default(),
             author_login: self.author.map(|a| a.login),
             committed_at,
             message: self.commit.message,
@@ -951,7 +947,11 @@ impl GithubSource for OctocrabGithub {
         let what = || format!("the workflow {workflow_file}");
         self.pages(uri, max, etag, &what, &|me, body| {
             let page: GhRunsPage = me.decode(body)?;
-            Ok(page.workflow_runs.into_iter().map(RunRecord::from).collect())
+            Ok(page
+                .workflow_runs
+                .into_iter()
+                .map(RunRecord::from)
+                .collect())
         })
         .await
     }
@@ -1083,10 +1083,9 @@ impl GithubSource for OctocrabGithub {
             if message.starts_with("No commit found") {
                 return Err(GithubError::NotFound(format!("commit {sha}")));
             }
-            found.problems.push(format!(
-                "{dir} does not exist at commit {}",
-                short(sha)
-            ));
+            found
+                .problems
+                .push(format!("{dir} does not exist at commit {}", short(sha)));
             return Ok(found);
         }
         if !reply.status.is_success() {
@@ -1094,9 +1093,10 @@ impl GithubSource for OctocrabGithub {
         }
         let listing: Value = self.decode(&reply.body)?;
         if !listing.is_array() {
-            found
-                .problems
-                .push(format!("{dir} is a file at commit {}, not a directory", short(sha)));
+            found.problems.push(format!(
+                "{dir} is a file at commit {}, not a directory",
+                short(sha)
+            ));
             return Ok(found);
         }
         let entries: Vec<GhEntry> = self.decode(&reply.body)?;
@@ -1105,7 +1105,9 @@ impl GithubSource for OctocrabGithub {
                 continue;
             }
             let file: GhFileContent = self
-                .get(&contents(&entry.path), &|| format!("{} at {sha}", entry.path))
+                .get(&contents(&entry.path), &|| {
+                    format!("{} at {sha}", entry.path)
+                })
                 .await?;
             let text = match (file.encoding.as_deref(), file.content) {
                 (Some("base64"), Some(content)) => {
@@ -1144,7 +1146,9 @@ impl GithubSource for OctocrabGithub {
         ));
         let body = json!({ "ref": git_ref, "inputs": inputs, "return_run_details": true });
         let reply = self
-            .post(&uri, Some(&body), &|| format!("the workflow {workflow_file}"))
+            .post(&uri, Some(&body), &|| {
+                format!("the workflow {workflow_file}")
+            })
             .await?;
         if reply.status == StatusCode::NO_CONTENT {
             return Err(GithubError::Malformed {

@@ -44,7 +44,8 @@ struct Fixture {
 }
 
 async fn start(seed: u64) -> Fixture {
-    let dir = Dir(std::env::temp_dir().join(format!("fd-ghclient-{}", crate::identity::random_id())));
+    let dir =
+        Dir(std::env::temp_dir().join(format!("fd-ghclient-{}", crate::identity::random_id())));
     let world = World::build(seed, quick(), Targets::Sqlite(dir.0.clone()))
         .await
         .unwrap();
@@ -117,7 +118,8 @@ async fn runs_of_the_deploy_workflow_on_main_match_the_seeded_history() {
     let gh = f.client();
     let main = f.main_newest_first();
     assert!(
-        main.iter().any(|c| matches!(c.ci, CiOutcome::FailedAt { .. })),
+        main.iter()
+            .any(|c| matches!(c.ci, CiOutcome::FailedAt { .. })),
         "the seed has a failed run on main"
     );
 
@@ -164,7 +166,8 @@ async fn runs_of_the_deploy_workflow_on_main_match_the_seeded_history() {
             CiOutcome::Success => None,
             CiOutcome::FailedAt { job, step } => Some((job, step)),
         };
-        let failed_index = failed_job.map(|(job, _)| pipeline.iter().position(|j| *j == job).unwrap());
+        let failed_index =
+            failed_job.map(|(job, _)| pipeline.iter().position(|j| *j == job).unwrap());
         for (i, (job, (_, steps))) in run.jobs.iter().zip(PIPELINE).enumerate() {
             assert_eq!(job.status, "completed");
             if failed_index.is_some_and(|f| i > f) {
@@ -188,10 +191,13 @@ async fn runs_of_the_deploy_workflow_on_main_match_the_seeded_history() {
     }
 
     // One run alone is the same record as in the list.
-    assert_eq!(gh.run(runs[1].id).await.unwrap(), RunRecord {
-        jobs: Vec::new(),
-        ..runs[1].clone()
-    });
+    assert_eq!(
+        gh.run(runs[1].id).await.unwrap(),
+        RunRecord {
+            jobs: Vec::new(),
+            ..runs[1].clone()
+        }
+    );
     assert_eq!(
         gh.run(999_999_999).await.unwrap_err(),
         GithubError::NotFound("run 999999999".into())
@@ -201,7 +207,9 @@ async fn runs_of_the_deploy_workflow_on_main_match_the_seeded_history() {
         GithubError::NotFound("the workflow nope.yml".into())
     );
 
-    let rate = gh.rate_limit().expect("every reply carries the rate-limit headers");
+    let rate = gh
+        .rate_limit()
+        .expect("every reply carries the rate-limit headers");
     assert!(rate.remaining < 5000);
     assert!(rate.reset > OffsetDateTime::now_utc());
 }
@@ -210,9 +218,18 @@ async fn runs_of_the_deploy_workflow_on_main_match_the_seeded_history() {
 async fn lists_follow_pages_up_to_max() {
     let f = start(6).await;
     let one_page = f.client();
-    let all_runs = fresh(one_page.runs(DEPLOY_WORKFLOW, "main", 100, None).await.unwrap()).0;
+    let all_runs = fresh(
+        one_page
+            .runs(DEPLOY_WORKFLOW, "main", 100, None)
+            .await
+            .unwrap(),
+    )
+    .0;
     let all = all_commits(&one_page).await;
-    assert!(all_runs.len() > 20 && all.len() > 20, "enough for three pages");
+    assert!(
+        all_runs.len() > 20 && all.len() > 20,
+        "enough for three pages"
+    );
 
     let mut gh = f.client();
     gh.page = 7;
@@ -293,7 +310,11 @@ async fn commits_one_commit_and_a_compare_read_the_repository() {
         assert!(record.html_url.ends_with(&record.sha));
         assert_eq!(record.migrations, None);
     }
-    assert!(commits.windows(2).all(|w| w[0].committed_at >= w[1].committed_at));
+    assert!(
+        commits
+            .windows(2)
+            .all(|w| w[0].committed_at >= w[1].committed_at)
+    );
 
     assert_eq!(gh.commit(&commits[3].sha).await.unwrap(), commits[3]);
     let unknown = "0".repeat(40);
@@ -310,12 +331,10 @@ async fn commits_one_commit_and_a_compare_read_the_repository() {
     assert_eq!(shas, expected, "oldest first");
     assert_eq!(ahead.commits[4], commits[0]);
     assert!(
-        ahead
-            .files
-            .contains(&ChangedFile {
-                name: "CHANGELOG.md".into(),
-                status: "modified".into()
-            }),
+        ahead.files.contains(&ChangedFile {
+            name: "CHANGELOG.md".into(),
+            status: "modified".into()
+        }),
         "{:?}",
         ahead.files
     );
@@ -336,7 +355,10 @@ async fn migrations_at_a_commit_are_the_alembic_history_up_to_that_commit() {
     let commits = all_commits(&gh).await;
     let history = &f.world.history;
 
-    let at_head = gh.migrations_at(&commits[0].sha, MIGRATIONS_PATH).await.unwrap();
+    let at_head = gh
+        .migrations_at(&commits[0].sha, MIGRATIONS_PATH)
+        .await
+        .unwrap();
     assert_eq!(at_head.problems, Vec::<String>::new());
     assert_eq!(at_head.revisions.len(), history.len());
     for spec in history {
@@ -371,7 +393,10 @@ async fn migrations_at_a_commit_are_the_alembic_history_up_to_that_commit() {
     let at_early = gh.migrations_at(sha, MIGRATIONS_PATH).await.unwrap();
     assert_eq!(at_early.problems, Vec::<String>::new());
     let mut ids: Vec<&str> = at_early.revisions.iter().map(|r| r.id.as_str()).collect();
-    let mut expected: Vec<&str> = history[..carried[early]].iter().map(|r| r.id.as_str()).collect();
+    let mut expected: Vec<&str> = history[..carried[early]]
+        .iter()
+        .map(|r| r.id.as_str())
+        .collect();
     ids.sort_unstable();
     expected.sort_unstable();
     assert_eq!(ids, expected);
@@ -383,11 +408,17 @@ async fn migrations_at_a_commit_are_the_alembic_history_up_to_that_commit() {
         .unwrap();
     assert!(missing.revisions.is_empty());
     assert_eq!(missing.problems.len(), 1);
-    assert!(missing.problems[0].contains("backend/no/such/dir"), "{:?}", missing.problems);
+    assert!(
+        missing.problems[0].contains("backend/no/such/dir"),
+        "{:?}",
+        missing.problems
+    );
 
     let unknown = "0".repeat(40);
     assert_eq!(
-        gh.migrations_at(&unknown, MIGRATIONS_PATH).await.unwrap_err(),
+        gh.migrations_at(&unknown, MIGRATIONS_PATH)
+            .await
+            .unwrap_err(),
         GithubError::NotFound(format!("commit {unknown}"))
     );
 }
@@ -456,10 +487,15 @@ async fn a_dispatched_run_gets_its_id_and_completes() {
         GithubError::NotFound("the workflow nope.yml".into())
     );
     assert!(matches!(
-        gh.dispatch(DEPLOY_WORKFLOW, "no-such-branch", BTreeMap::new()).await,
+        gh.dispatch(DEPLOY_WORKFLOW, "no-such-branch", BTreeMap::new())
+            .await,
         Err(GithubError::Refused { status: 422, .. })
     ));
-    assert_eq!(f.world.github.calls().dispatches, 1, "refusals start nothing");
+    assert_eq!(
+        f.world.github.calls().dispatches,
+        1,
+        "refusals start nothing"
+    );
 }
 
 #[tokio::test]
@@ -481,7 +517,10 @@ async fn rerun_and_cancel_reach_github() {
     let again = wait_completed(&gh, failed.id).await;
     assert_eq!(again.conclusion.as_deref(), Some("success"));
     let jobs = gh.jobs(failed.id).await.unwrap();
-    assert!(jobs.iter().all(|j| j.conclusion.as_deref() == Some("success")));
+    assert!(
+        jobs.iter()
+            .all(|j| j.conclusion.as_deref() == Some("success"))
+    );
     assert!(matches!(
         gh.rerun(passed.id, true).await,
         Err(GithubError::Refused { status: 403, .. })
@@ -523,11 +562,23 @@ async fn a_commit_with_an_older_tree_fast_forwards_the_branch_and_a_stale_one_do
     let made = f.raw(&format!("/git/commits/{new}")).await;
     let old = f.raw(&format!("/git/commits/{target}")).await;
     assert_eq!(made["tree"]["sha"], old["tree"]["sha"], "the target's tree");
-    assert_eq!(made["parents"][0]["sha"], head.as_str(), "on top of the head");
+    assert_eq!(
+        made["parents"][0]["sha"],
+        head.as_str(),
+        "on top of the head"
+    );
     assert_eq!(made["message"], "Roll back to an older release");
-    assert_eq!(gh.branch_head("main").await.unwrap(), head, "nothing moved yet");
+    assert_eq!(
+        gh.branch_head("main").await.unwrap(),
+        head,
+        "nothing moved yet"
+    );
     let delta = gh.compare(&target, &new).await.unwrap();
-    assert!(delta.files.is_empty(), "same code as the target: {:?}", delta.files);
+    assert!(
+        delta.files.is_empty(),
+        "same code as the target: {:?}",
+        delta.files
+    );
     assert_eq!(delta.ahead_by, 4);
 
     gh.fast_forward("main", &new).await.unwrap();
@@ -568,7 +619,12 @@ async fn a_rollback_branch_and_its_pull_request_can_be_opened() {
     ));
 
     let pull = gh
-        .open_pull("rollback/to-older", "main", "Roll back", "Because the smoke test failed.")
+        .open_pull(
+            "rollback/to-older",
+            "main",
+            "Roll back",
+            "Because the smoke test failed.",
+        )
         .await
         .unwrap();
     assert_eq!(pull.number, 1);
@@ -609,16 +665,26 @@ async fn injected_faults_become_the_matching_errors() {
     let GithubError::RateLimited { until: Some(until) } = error else {
         panic!("{error:?}");
     };
-    assert!(until > now + time::Duration::seconds(30) && until < now + time::Duration::seconds(120));
+    assert!(
+        until > now + time::Duration::seconds(30) && until < now + time::Duration::seconds(120)
+    );
     let text = error.to_string();
-    assert!(text.starts_with("GitHub is rate limiting us until ") && text.contains(" UTC"), "{text}");
+    assert!(
+        text.starts_with("GitHub is rate limiting us until ") && text.contains(" UTC"),
+        "{text}"
+    );
     assert_eq!(gh.rate_limit().unwrap().remaining, 0, "a poller can see it");
     seen.push(error);
 
     faults
         .set(
             RUNS_ROUTE,
-            Fault::times(FaultKind::TooManyRequests { retry_after_secs: 30 }, 1),
+            Fault::times(
+                FaultKind::TooManyRequests {
+                    retry_after_secs: 30,
+                },
+                1,
+            ),
         )
         .unwrap();
     let now = OffsetDateTime::now_utc();
@@ -626,7 +692,9 @@ async fn injected_faults_become_the_matching_errors() {
     let GithubError::RateLimited { until: Some(until) } = error else {
         panic!("{error:?}");
     };
-    assert!(until >= now + time::Duration::seconds(29) && until <= now + time::Duration::seconds(32));
+    assert!(
+        until >= now + time::Duration::seconds(29) && until <= now + time::Duration::seconds(32)
+    );
     seen.push(error);
 
     faults
@@ -634,9 +702,11 @@ async fn injected_faults_become_the_matching_errors() {
         .unwrap();
     let error = runs().await.unwrap_err();
     assert!(matches!(error, GithubError::Malformed { .. }), "{error:?}");
-    assert!(error
-        .to_string()
-        .starts_with("GitHub answered with something that is not the expected JSON ("));
+    assert!(
+        error
+            .to_string()
+            .starts_with("GitHub answered with something that is not the expected JSON (")
+    );
     seen.push(error);
 
     faults
@@ -684,7 +754,11 @@ async fn a_wrong_token_is_unauthorized_and_never_shown() {
     let gh = OctocrabGithub::new(&f.api, OWNER, REPO, WRONG.to_owned()).unwrap();
     let error = gh.runs(DEPLOY_WORKFLOW, "main", 5, None).await.unwrap_err();
     assert_eq!(error, GithubError::Unauthorized);
-    assert!(error.to_string().starts_with("GitHub refused the token (401)"));
+    assert!(
+        error
+            .to_string()
+            .starts_with("GitHub refused the token (401)")
+    );
     keeps_secret(&error, WRONG);
     assert!(!format!("{gh:?}").contains(WRONG));
     let error = gh
@@ -782,8 +856,7 @@ fn a_rate_limit_without_a_reset_time_still_reads_well() {
         GithubError::RateLimited { until: None }.to_string(),
         "GitHub is rate limiting us for now; try again later"
     );
-    let at = OffsetDateTime::now_utc()
-        .replace_time(time::macros::time!(14:05));
+    let at = OffsetDateTime::now_utc().replace_time(time::macros::time!(14:05));
     assert_eq!(
         GithubError::RateLimited { until: Some(at) }.to_string(),
         "GitHub is rate limiting us until 14:05 UTC"
