@@ -281,6 +281,9 @@ pub trait GithubSource: Send + Sync {
 /// Names the thing a 404 is about; only built when one happens.
 type What<'a> = &'a (dyn Fn() -> String + Sync);
 
+/// Takes one page's items out of its body.
+type PageItems<'a, T> = &'a (dyn Fn(&OctocrabGithub, &str) -> Result<Vec<T>, GithubError> + Sync);
+
 /// The token: only ever put into the `Authorization` header (by octocrab).
 struct Token(String);
 
@@ -579,7 +582,7 @@ impl OctocrabGithub {
         max: usize,
         etag: Option<&str>,
         what: What<'_>,
-        items: &(dyn Fn(&Self, &str) -> Result<Vec<T>, GithubError> + Sync),
+        items: PageItems<'_, T>,
     ) -> Result<Fetched<Vec<T>>, GithubError>
     where
         T: Send,
