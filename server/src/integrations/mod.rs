@@ -2,6 +2,7 @@
 //! far. Each talks HTTP to the real service, or to the sandbox's simulator.
 
 pub mod database;
+pub mod github;
 pub mod render;
 
 /// Makes rustls' ring provider the process default, once. reqwest is built
