@@ -12,6 +12,6 @@ pub mod releases;
 pub mod sandbox;
 pub mod signatures;
 pub mod store;
-// pub mod sync; (wired in once the GitHub client lands)
+pub mod sync;
 pub mod views;
 pub mod web;
