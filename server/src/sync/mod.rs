@@ -76,9 +76,13 @@ impl Upstreams {
             };
             match SqlxMigrationDatabase::new(url.expose()) {
                 Ok(db) => {
-                    upstreams.databases.insert(env.name.to_string(), Arc::new(db));
+                    upstreams
+                        .databases
+                        .insert(env.name.to_string(), Arc::new(db));
                 }
-                Err(error) => tracing::error!(environment = %env.name, %error, "the database reader cannot be built"),
+                Err(error) => {
+                    tracing::error!(environment = %env.name, %error, "the database reader cannot be built")
+                }
             }
         }
         upstreams
@@ -151,7 +155,12 @@ pub struct Syncer {
 }
 
 impl Syncer {
-    pub fn new(store: Store, config: Arc<Config>, upstreams: Upstreams, on_change: OnChange) -> Self {
+    pub fn new(
+        store: Store,
+        config: Arc<Config>,
+        upstreams: Upstreams,
+        on_change: OnChange,
+    ) -> Self {
         let pokes = config
             .environments
             .iter()
@@ -178,7 +187,10 @@ impl Syncer {
         self.config
             .environments
             .iter()
-            .filter(|e| branch.is_some_and(|b| b == e.branch) || service_id.is_some_and(|s| s == e.render_service_id))
+            .filter(|e| {
+                branch.is_some_and(|b| b == e.branch)
+                    || service_id.is_some_and(|s| s == e.render_service_id)
+            })
             .map(|e| e.name.to_string())
             .collect()
     }
@@ -199,7 +211,11 @@ impl Syncer {
     async fn run_loop(&self, env: EnvironmentConfig) {
         let interval = Duration::from_secs(self.config.sync.interval_seconds.max(1));
         let max_backoff = Duration::from_secs(self.config.sync.max_backoff_seconds.max(1));
-        let notify = self.pokes.get(env.name.as_str()).cloned().unwrap_or_default();
+        let notify = self
+            .pokes
+            .get(env.name.as_str())
+            .cloned()
+            .unwrap_or_default();
         let mut failures: u32 = 0;
         loop {
             let report = self.pass(&env).await;
@@ -233,20 +249,24 @@ impl Syncer {
         let name = env.name.as_str();
         if let Some(render) = &self.upstreams.render {
             let outcome = self.sync_render(env, render.as_ref()).await;
-            self.settle(name, RENDER_DEPLOYS, outcome, None, &mut report).await;
+            self.settle(name, RENDER_DEPLOYS, outcome, None, &mut report)
+                .await;
         }
         if let Some(db) = self.upstreams.databases.get(name) {
             let outcome = self.sync_database(env, db.as_ref()).await;
-            self.settle(name, DATABASE, outcome, None, &mut report).await;
+            self.settle(name, DATABASE, outcome, None, &mut report)
+                .await;
         }
         if let Some(github) = &self.upstreams.github {
             let (outcome, etag) = match self.sync_runs(env, github.as_ref()).await {
                 Ok((changed, etag)) => (Ok(changed), etag),
                 Err(f) => (Err(f), None),
             };
-            self.settle(name, GITHUB_RUNS, outcome, etag.as_deref(), &mut report).await;
+            self.settle(name, GITHUB_RUNS, outcome, etag.as_deref(), &mut report)
+                .await;
             let outcome = self.sync_commits(env, github.as_ref()).await;
-            self.settle(name, GITHUB_COMMITS, outcome, None, &mut report).await;
+            self.settle(name, GITHUB_COMMITS, outcome, None, &mut report)
+                .await;
         }
         for what in &report.changed {
             (self.on_change)(name, what);
@@ -272,7 +292,9 @@ impl Syncer {
             Err(failure) => {
                 tracing::warn!(environment = env, source, reason = %failure.reason, "sync failed");
                 report.failed.push((source, failure.clone()));
-                self.store.record_sync(env, source, Err(&failure.reason)).await
+                self.store
+                    .record_sync(env, source, Err(&failure.reason))
+                    .await
             }
         };
         if let Err(error) = recorded {
@@ -280,12 +302,13 @@ impl Syncer {
         }
     }
 
-    async fn sync_render(&self, env: &EnvironmentConfig, render: &dyn RenderSource) -> Result<bool, Failure> {
+    async fn sync_render(
+        &self,
+        env: &EnvironmentConfig,
+        render: &dyn RenderSource,
+    ) -> Result<bool, Failure> {
         let deploys = render.deploys(&env.render_service_id, DEPLOYS).await?;
-        let records: Vec<DeployRecord> = deploys
-            .iter()
-            .map(|d| deploy_record(env, d))
-            .collect();
+        let records: Vec<DeployRecord> = deploys.iter().map(|d| deploy_record(env, d)).collect();
         let known: BTreeMap<String, DeployRecord> = self
             .store
             .deploys(env.name.as_str(), DEPLOYS as i64 * 2)
@@ -304,13 +327,19 @@ impl Syncer {
         Ok(true)
     }
 
-    async fn sync_database(&self, env: &EnvironmentConfig, db: &dyn MigrationDatabase) -> Result<bool, Failure> {
+    async fn sync_database(
+        &self,
+        env: &EnvironmentConfig,
+        db: &dyn MigrationDatabase,
+    ) -> Result<bool, Failure> {
         let versions = db.versions().await.map_err(|e| Failure {
             reason: e.to_string(),
             retry_after: None,
         })?;
         let before = self.store.database_state(env.name.as_str()).await?;
-        self.store.set_database_state(env.name.as_str(), &versions).await?;
+        self.store
+            .set_database_state(env.name.as_str(), &versions)
+            .await?;
         Ok(before.map(|b| b.versions) != Some(versions))
     }
 
@@ -366,8 +395,15 @@ impl Syncer {
 
     /// The commits the releases need (each deploy's and the branch's newest
     /// runs'), and the migrations directory at each of them.
-    async fn sync_commits(&self, env: &EnvironmentConfig, github: &dyn GithubSource) -> Result<bool, Failure> {
-        let deploys = self.store.deploys(env.name.as_str(), DEPLOYS as i64).await?;
+    async fn sync_commits(
+        &self,
+        env: &EnvironmentConfig,
+        github: &dyn GithubSource,
+    ) -> Result<bool, Failure> {
+        let deploys = self
+            .store
+            .deploys(env.name.as_str(), DEPLOYS as i64)
+            .await?;
         let runs = self.store.runs_on_branch(&env.branch, 5).await?;
         let mut wanted: Vec<String> = Vec::new();
         let mut seen = BTreeSet::new();
@@ -400,7 +436,9 @@ impl Syncer {
                 reads += 1;
                 commit.migrations = Some(github.migrations_at(&sha, &env.migrations_path).await?);
             }
-            self.store.upsert_commits(std::slice::from_ref(&commit)).await?;
+            self.store
+                .upsert_commits(std::slice::from_ref(&commit))
+                .await?;
             changed = true;
         }
         Ok(changed)
@@ -413,7 +451,11 @@ fn deploy_record(env: &EnvironmentConfig, d: &Deploy) -> DeployRecord {
         environment: env.name.to_string(),
         service_id: env.render_service_id.clone(),
         commit_sha: d.commit.as_ref().map(|c| c.id.clone()).unwrap_or_default(),
-        commit_message: d.commit.as_ref().map(|c| c.message.clone()).unwrap_or_default(),
+        commit_message: d
+            .commit
+            .as_ref()
+            .map(|c| c.message.clone())
+            .unwrap_or_default(),
         status: d.status.as_str().to_owned(),
         trigger: d
             .trigger

@@ -37,9 +37,14 @@ fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
 
 impl Syncer {
     async fn refuse(&self, source: &str, error: WebhookError, meta: &RequestMeta) -> WebhookError {
-        let event = NewEvent::new(identity::anonymous(Some(source)), "webhook.refused", Outcome::Denied, meta)
-            .target(source)
-            .error(error.to_string());
+        let event = NewEvent::new(
+            identity::anonymous(Some(source)),
+            "webhook.refused",
+            Outcome::Denied,
+            meta,
+        )
+        .target(source)
+        .error(error.to_string());
         if let Err(e) = self.store.append_audit(&event).await {
             tracing::error!(error = %e, "cannot audit a refused webhook");
         }
@@ -83,8 +88,12 @@ impl Syncer {
                 .as_str()
                 .and_then(|r| r.strip_prefix("refs/heads/"))
                 .map(str::to_owned),
-            Some("workflow_run") => payload["workflow_run"]["head_branch"].as_str().map(str::to_owned),
-            Some("workflow_job") => payload["workflow_job"]["head_branch"].as_str().map(str::to_owned),
+            Some("workflow_run") => payload["workflow_run"]["head_branch"]
+                .as_str()
+                .map(str::to_owned),
+            Some("workflow_job") => payload["workflow_job"]["head_branch"]
+                .as_str()
+                .map(str::to_owned),
             _ => None,
         };
         let environments = self.environments_for(branch.as_deref(), None);
