@@ -308,3 +308,106 @@ pub async fn session_for(panel: &Panel, name: &str, password: &str) -> String {
     assert_eq!(response.headers()["location"], "/");
     session_cookie(&response).expect("a signed-in response sets the session cookie")
 }
+
+/// A running `flightdeck sandbox`; killed when dropped.
+pub struct Sandbox {
+    _child: Child,
+    /// What it printed, keyed by the first word (`target-db` lines by
+    /// `target-db <env>`).
+    pub printed: std::collections::HashMap<String, String>,
+}
+
+impl Sandbox {
+    /// Starts the sandbox in `dir` with `extra` options and waits for its
+    /// `panel` (or, with `--no-panel`, `ready`) line.
+    pub async fn start(dir: &TempDir, extra: &[&str]) -> Sandbox {
+        let mut child = Command::new(binary())
+            .args([
+                "sandbox",
+                "--listen",
+                "127.0.0.1:0",
+                "--dir",
+                dir.0.to_str().unwrap(),
+            ])
+            .args(extra)
+            .env_remove("FLIGHTDECK_CONFIG")
+            .env("FLIGHTDECK_SITE_ROOT", site_root())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot run {}: {e}", binary().display()));
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let mut printed = std::collections::HashMap::new();
+        tokio::time::timeout(Duration::from_secs(60), async {
+            while let Some(line) = lines.next_line().await.unwrap() {
+                let Some((key, value)) = line.split_once(' ') else {
+                    continue;
+                };
+                let (key, value) = match (key, value.split_once(' ')) {
+                    ("target-db", Some((env, url))) => (format!("target-db {env}"), url.to_owned()),
+                    _ => (key.to_owned(), value.to_owned()),
+                };
+                let done = key == "panel" || key == "ready";
+                printed.insert(key, value);
+                if done {
+                    return;
+                }
+            }
+            panic!("the sandbox exited before it printed its panel's URL");
+        })
+        .await
+        .expect("the sandbox starts within 60 seconds");
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        Sandbox {
+            _child: child,
+            printed,
+        }
+    }
+
+    pub fn panel(&self) -> &str {
+        &self.printed["panel"]
+    }
+
+    /// Signs in with the printed admin sign-in and returns the session cookie.
+    pub async fn session(&self) -> String {
+        let (name, password) = self.printed["sign-in"].split_once(" / ").unwrap();
+        let response = http()
+            .post(format!("{}/auth/login", self.panel()))
+            .header("Origin", self.panel())
+            .form(&[("name", name), ("password", password)])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 303);
+        session_cookie(&response).expect("a signed-in response sets the session cookie")
+    }
+
+    /// Waits until the panel's sync shows a live release for every
+    /// environment (the store is warm), or panics after `limit`.
+    pub async fn wait_for_live_releases(&self, cookie: &str, limit: Duration) {
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            let environments: serde_json::Value = http()
+                .get(format!("{}/api/v1/environments", self.panel()))
+                .header("Cookie", cookie)
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            let all_live = environments
+                .as_array()
+                .is_some_and(|envs| !envs.is_empty() && envs.iter().all(|e| !e["live"].is_null()));
+            if all_live {
+                return;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "no live releases after {limit:?}: {environments}"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+}

@@ -1,52 +1,12 @@
 //! `flightdeck sandbox`, as the README's run command starts it.
 
-use flightdeck_tests::{TempDir, binary, http, session_cookie, site_root};
+use flightdeck_tests::{Sandbox, TempDir, http, session_cookie};
 use std::collections::HashMap;
-use std::process::Stdio;
-use std::time::Duration;
-use tokio::io::{AsyncBufReadExt, BufReader};
 
-/// Starts the sandbox and returns what it printed, keyed by the first word
-/// (`target-db` lines by `target-db <env>`).
-async fn start(dir: &TempDir, extra: &[&str]) -> (tokio::process::Child, HashMap<String, String>) {
-    let mut child = tokio::process::Command::new(binary())
-        .args([
-            "sandbox",
-            "--listen",
-            "127.0.0.1:0",
-            "--dir",
-            dir.0.to_str().unwrap(),
-        ])
-        .args(extra)
-        .env_remove("FLIGHTDECK_CONFIG")
-        .env("FLIGHTDECK_SITE_ROOT", site_root())
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let mut printed = HashMap::new();
-    tokio::time::timeout(Duration::from_secs(30), async {
-        while let Some(line) = lines.next_line().await.unwrap() {
-            let (mut key, mut value) = line.split_once(' ').unwrap();
-            let env_key;
-            if key == "target-db" {
-                let (env, url) = value.split_once(' ').unwrap();
-                env_key = format!("target-db {env}");
-                (key, value) = (env_key.as_str(), url);
-            }
-            printed.insert(key.to_owned(), value.to_owned());
-            if key == "panel" || key == "ready" {
-                return;
-            }
-        }
-        panic!("the sandbox exited before it printed the panel's URL");
-    })
-    .await
-    .expect("the sandbox starts within 30 seconds");
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-    (child, printed)
+async fn start(dir: &TempDir, extra: &[&str]) -> (Sandbox, HashMap<String, String>) {
+    let sandbox = Sandbox::start(dir, extra).await;
+    let printed = sandbox.printed.clone();
+    (sandbox, printed)
 }
 
 #[tokio::test]
