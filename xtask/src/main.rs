@@ -24,10 +24,12 @@ fn main() -> ExitCode {
         Some("run") => run(&args[1..]),
         Some("test") => test(&args[1..]),
         Some("tools") => tools(false),
+        Some("bench") => bench(),
         _ => {
             eprintln!(
                 "usage: cargo xtask run [-- sandbox options]   build the release panel and start `flightdeck sandbox`\n       \
                  cargo xtask test                          run every test (unit, both stores, HTTP, CLI, browser)\n       \
+                 cargo xtask bench                         the overview benchmark against the release build\n       \
                  cargo xtask tools                         only install the build tools"
             );
             return ExitCode::from(2);
@@ -207,6 +209,19 @@ fn run(extra: &[String]) -> Result<(), String> {
         .arg("sandbox")
         .args(extra.iter().filter(|a| *a != "--"));
     status(&mut cmd)
+}
+
+/// Builds the release panel, then loads its overview page and a bare axum
+/// handler in the same run (`tests/benches/overview.rs`).
+fn bench() -> Result<(), String> {
+    tools(false)?;
+    status(command("cargo").args(["leptos", "build", "--release"]))?;
+    status(
+        command("cargo")
+            .args(["bench", "-p", "flightdeck-tests", "--bench", "overview"])
+            .env("FLIGHTDECK_SITE_ROOT", target_dir().join("site"))
+            .env("FLIGHTDECK_BIN", target_dir().join("release/flightdeck")),
+    )
 }
 
 /// Builds the panel and its bundle as the browser tests need them, then runs every test.
