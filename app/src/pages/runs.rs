@@ -176,8 +176,9 @@ fn Job(job: JobView) -> impl IntoView {
     let word = run_word(&job.status, job.conclusion.as_deref());
     let took = span(job.started_at.as_deref(), job.completed_at.as_deref());
     let steps = job.steps.into_iter().map(|step| view! { <Step step/> }).collect_view();
+    let name = job.name.clone();
     view! {
-        <section class="panel job" data-job=job.name.clone()>
+        <section class="panel job" data-job=name>
             <h2>
                 {job.name} " " <Status word/> " "
                 <span class="muted">{took}</span> " "
