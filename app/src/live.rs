@@ -23,9 +23,8 @@ impl LiveChanges {
 
     /// Changes seen for `environment` (tracked).
     pub fn of(self, environment: &str) -> u64 {
-        self.0.with(|m| {
-            m.get(environment).copied().unwrap_or(0) + m.get(ALL).copied().unwrap_or(0)
-        })
+        self.0
+            .with(|m| m.get(environment).copied().unwrap_or(0) + m.get(ALL).copied().unwrap_or(0))
     }
 
     /// Changes seen for any environment (tracked).
@@ -68,16 +67,15 @@ pub fn connect(changes: LiveChanges) {
     struct Change {
         environment: String,
     }
-    let on_change = Closure::<dyn FnMut(web_sys::MessageEvent)>::new(
-        move |event: web_sys::MessageEvent| {
+    let on_change =
+        Closure::<dyn FnMut(web_sys::MessageEvent)>::new(move |event: web_sys::MessageEvent| {
             let Some(text) = event.data().as_string() else {
                 return;
             };
             if let Ok(change) = serde_json::from_str::<Change>(&text) {
                 changes.record(&change.environment);
             }
-        },
-    );
+        });
     let _ = source.add_event_listener_with_callback("change", on_change.as_ref().unchecked_ref());
 
     // The browser reconnects by itself after a dropped connection; what

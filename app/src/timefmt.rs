@@ -130,8 +130,14 @@ mod tests {
     fn durations_read_naturally_and_negative_ones_are_not_shown() {
         let at = |s: &str| format!("2026-11-20T{s}Z");
         assert_eq!(duration(&at("09:00:00"), &at("09:00:45")).unwrap(), "45 s");
-        assert_eq!(duration(&at("09:00:00"), &at("09:03:20")).unwrap(), "3 min 20 s");
-        assert_eq!(duration(&at("09:00:00"), &at("11:05:00")).unwrap(), "2 h 5 min");
+        assert_eq!(
+            duration(&at("09:00:00"), &at("09:03:20")).unwrap(),
+            "3 min 20 s"
+        );
+        assert_eq!(
+            duration(&at("09:00:00"), &at("11:05:00")).unwrap(),
+            "2 h 5 min"
+        );
         assert_eq!(duration(&at("09:00:00"), &at("08:00:00")), None);
     }
 }

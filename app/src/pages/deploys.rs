@@ -61,7 +61,9 @@ fn DeployTable(deploys: Vec<ReleaseView>) -> impl IntoView {
                 .and_then(|end| timefmt::duration(&d.created_at, end))
                 .unwrap_or_default();
             let finished = d.finished_at.clone().map(|at| view! { <RelTime at/> });
-            let live = d.is_live.then(|| view! { " " <span class="badge live-mark">"live now"</span> });
+            let live = d
+                .is_live
+                .then(|| view! { " " <span class="badge live-mark">"live now"</span> });
             view! {
                 <tr data-deploy=d.deploy_id.clone() class:live=d.is_live>
                     <td>

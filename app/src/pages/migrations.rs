@@ -59,9 +59,15 @@ fn list(ids: &[String]) -> String {
 #[component]
 fn Migrations(view: MigrationsView) -> impl IntoView {
     let db = view.database;
-    let current = db.current.as_deref().map(list).unwrap_or_else(|| "not read yet".into());
+    let current = db
+        .current
+        .as_deref()
+        .map(list)
+        .unwrap_or_else(|| "not read yet".into());
     let commit = match &view.commit_sha {
-        Some(sha) => view! { "the live commit " <code class="sha">{short_sha(sha)}</code> }.into_any(),
+        Some(sha) => {
+            view! { "the live commit " <code class="sha">{short_sha(sha)}</code> }.into_any()
+        }
         None => view! { "no live commit yet" }.into_any(),
     };
     let drift = (!view.drift.is_empty()).then(|| {
@@ -156,7 +162,10 @@ fn Revision(revision: RevisionView, is_pending: bool) -> impl IntoView {
             </div>
         }
     });
-    let date = revision.create_date.clone().map(|d| view! { " · " <span class="muted">{d}</span> });
+    let date = revision
+        .create_date
+        .clone()
+        .map(|d| view! { " · " <span class="muted">{d}</span> });
     view! {
         <li class="revision" class:pending=is_pending class:current=revision.is_current data-revision=revision.id.clone()>
             <code class="id">{revision.id.clone()}</code> " "

@@ -103,8 +103,14 @@ fn live_release(live: Option<ReleaseView>) -> AnyView {
     let Some(release) = live else {
         return view! { <span class="muted">"Nothing is live yet."</span> }.into_any();
     };
-    let author = release.author.clone().map(|a| view! { " by " <span class="author">{a}</span> });
-    let at = release.finished_at.clone().unwrap_or_else(|| release.created_at.clone());
+    let author = release
+        .author
+        .clone()
+        .map(|a| view! { " by " <span class="author">{a}</span> });
+    let at = release
+        .finished_at
+        .clone()
+        .unwrap_or_else(|| release.created_at.clone());
     view! {
         <Commit release=release.clone()/>
         {author}

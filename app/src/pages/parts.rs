@@ -12,8 +12,16 @@ pub fn status_tone(word: &str) -> &'static str {
         "good" | "passed" | "success" | "live" | "at_head" | "succeeded" => "good",
         "bad" | "failed" | "failure" | "build_failed" | "update_failed" | "pre_deploy_failed"
         | "timed_out" | "drift" | "startup_failure" | "action_required" => "bad",
-        "running" | "pending" | "in_progress" | "queued" | "waiting" | "requested" | "created"
-        | "build_in_progress" | "update_in_progress" | "pre_deploy_in_progress" => "running",
+        "running"
+        | "pending"
+        | "in_progress"
+        | "queued"
+        | "waiting"
+        | "requested"
+        | "created"
+        | "build_in_progress"
+        | "update_in_progress"
+        | "pre_deploy_in_progress" => "running",
         _ => "neutral",
     }
 }

@@ -109,7 +109,12 @@ fn RunTable(runs: Vec<RunView>) -> impl IntoView {
 #[component]
 pub fn RunPage() -> impl IntoView {
     let params = use_params_map();
-    let id = Memo::new(move |_| params.read().get("id").and_then(|id| id.parse::<u64>().ok()));
+    let id = Memo::new(move |_| {
+        params
+            .read()
+            .get("id")
+            .and_then(|id| id.parse::<u64>().ok())
+    });
     let changes = use_live_changes();
     let page = Resource::new(
         move || (id.get(), changes.total()),
@@ -154,7 +159,11 @@ pub fn RunPage() -> impl IntoView {
 fn RunDetail(run: RunView) -> impl IntoView {
     let word = run_word(&run.status, run.conclusion.as_deref());
     let took = run_duration(&run);
-    let jobs = run.jobs.into_iter().map(|job| view! { <Job job/> }).collect_view();
+    let jobs = run
+        .jobs
+        .into_iter()
+        .map(|job| view! { <Job job/> })
+        .collect_view();
     view! {
         <section class="panel run" data-run=run.id>
             <dl class="facts">
@@ -175,7 +184,11 @@ fn RunDetail(run: RunView) -> impl IntoView {
 fn Job(job: JobView) -> impl IntoView {
     let word = run_word(&job.status, job.conclusion.as_deref());
     let took = span(job.started_at.as_deref(), job.completed_at.as_deref());
-    let steps = job.steps.into_iter().map(|step| view! { <Step step/> }).collect_view();
+    let steps = job
+        .steps
+        .into_iter()
+        .map(|step| view! { <Step step/> })
+        .collect_view();
     let name = job.name.clone();
     view! {
         <section class="panel job" data-job=name>

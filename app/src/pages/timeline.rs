@@ -55,7 +55,9 @@ fn ReleaseTable(releases: Vec<ReleaseView>) -> impl IntoView {
     let rows = releases
         .into_iter()
         .map(|r| {
-            let live = r.is_live.then(|| view! { <span class="badge live-mark">"live now"</span> });
+            let live = r
+                .is_live
+                .then(|| view! { <span class="badge live-mark">"live now"</span> });
             let heads = match &r.migration_heads {
                 Some(heads) if heads.is_empty() => "none".to_owned(),
                 Some(heads) => heads.join(", "),

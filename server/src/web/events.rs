@@ -70,11 +70,7 @@ pub(crate) async fn events(
         };
     }
     Sse::new(change_events(state.changes.subscribe()))
-        .keep_alive(
-            KeepAlive::new()
-                .interval(KEEP_ALIVE)
-                .text("keep-alive"),
-        )
+        .keep_alive(KeepAlive::new().interval(KEEP_ALIVE).text("keep-alive"))
         .into_response()
 }
 

@@ -8,9 +8,7 @@ use crate::audit::RequestMeta;
 use crate::config::Config;
 use crate::control::ControlPlane;
 use crate::identity::Actor;
-use crate::releases::{
-    CommitRecord, DeployRecord, JobRecord, MigrationsAt, RunRecord, StepRecord,
-};
+use crate::releases::{CommitRecord, DeployRecord, JobRecord, MigrationsAt, RunRecord, StepRecord};
 use crate::store::tests::TestStore;
 use app::model::Role;
 use http::{StatusCode, header};
@@ -137,7 +135,10 @@ impl Panel {
     /// comment markers hydration uses between text nodes.
     async fn page(&self, path: &str, cookie: &str) -> (StatusCode, String) {
         let reply = self.get(path, Some(cookie)).await;
-        (reply.status(), reply.text().await.unwrap().replace("<!>", ""))
+        (
+            reply.status(),
+            reply.text().await.unwrap().replace("<!>", ""),
+        )
     }
 
     async fn stop(mut self) {
@@ -149,7 +150,12 @@ fn ago(hours: i64, minutes: i64) -> OffsetDateTime {
     OffsetDateTime::now_utc() - Duration::hours(hours) - Duration::minutes(minutes)
 }
 
-fn commit(sha: &str, message: &str, author: &str, migrations: Option<MigrationsAt>) -> CommitRecord {
+fn commit(
+    sha: &str,
+    message: &str,
+    author: &str,
+    migrations: Option<MigrationsAt>,
+) -> CommitRecord {
     CommitRecord {
         sha: sha.into(),
         message: message.into(),
@@ -198,7 +204,12 @@ fn run(id: u64, sha: &str, hours: i64) -> RunRecord {
         html_url: format!("https://github.com/acme/shop/actions/runs/{id}/job/{offset}"),
         steps: vec![
             step(1, "Set up job", start + Duration::seconds(offset), 5),
-            step(2, &format!("Run {name}"), start + Duration::seconds(offset + 5), 85),
+            step(
+                2,
+                &format!("Run {name}"),
+                start + Duration::seconds(offset + 5),
+                85,
+            ),
         ],
     };
     RunRecord {
@@ -214,7 +225,11 @@ fn run(id: u64, sha: &str, hours: i64) -> RunRecord {
         created_at: start,
         updated_at: start + Duration::seconds(200),
         html_url: format!("https://github.com/acme/shop/actions/runs/{id}"),
-        jobs: vec![job("test", 0, 90), job("deploy", 90, 90), job("smoke", 180, 20)],
+        jobs: vec![
+            job("test", 0, 90),
+            job("deploy", 90, 90),
+            job("smoke", 180, 20),
+        ],
     }
 }
 
@@ -259,7 +274,12 @@ async fn fill(control: &ControlPlane) {
     store
         .upsert_commits(&[
             commit(GOOD_SHA, "Add the datasets page", "Ada", None),
-            commit(BAD_SHA, "<script>alert(1)</script>\n\nbody", "Mallory", None),
+            commit(
+                BAD_SHA,
+                "<script>alert(1)</script>\n\nbody",
+                "Mallory",
+                None,
+            ),
             commit(LIVE_SHA, "Ship the search page", "Grace", Some(migrations)),
         ])
         .await
@@ -292,7 +312,10 @@ async fn fill(control: &ControlPlane) {
 
 /// A status shown by colour (`tone`) and by word.
 fn shown(word: &str, tone: &str) -> String {
-    format!("data-status=\"{word}\" class=\"status status-{tone}\">{}</span>", word.replace('_', " "))
+    format!(
+        "data-status=\"{word}\" class=\"status status-{tone}\">{}</span>",
+        word.replace('_', " ")
+    )
 }
 
 /// The text between the element carrying `marker` and the next `</tr>` or `</li>`.
@@ -327,7 +350,10 @@ async fn the_overview_shows_each_environment_live_ci_database_last_good_and_stal
     assert!(production.contains(" UTC\""), "{production}");
     // The CI state of the branch head, linked to the run.
     assert!(production.contains("href=\"/runs/103\""), "{production}");
-    assert!(production.contains(&shown("success", "good")), "{production}");
+    assert!(
+        production.contains(&shown("success", "good")),
+        "{production}"
+    );
     // The database against the live code.
     assert!(production.contains("2 revisions pending"), "{production}");
     assert!(production.contains(">a1</code>"), "{production}");
@@ -335,7 +361,10 @@ async fn the_overview_shows_each_environment_live_ci_database_last_good_and_stal
     // The failed build is skipped: the last good release is the one before.
     let last_good = &production[production.find("class=\"last-good\"").unwrap()..];
     assert!(last_good.contains("Add the datasets page"), "{last_good}");
-    assert!(production.contains("GitHub data is stale since "), "{production}");
+    assert!(
+        production.contains("GitHub data is stale since "),
+        "{production}"
+    );
     assert!(production.contains(RATE_LIMITED), "{production}");
     assert!(production.contains("href=\"/env/production/migrations\""));
     let staging = row(&html, "data-env=\"staging\"");
@@ -345,8 +374,7 @@ async fn the_overview_shows_each_environment_live_ci_database_last_good_and_stal
 }
 
 #[tokio::test]
-async fn the_timeline_marks_the_live_release_and_says_why_a_release_is_bad_with_messages_as_text()
-{
+async fn the_timeline_marks_the_live_release_and_says_why_a_release_is_bad_with_messages_as_text() {
     let panel = Panel::start().await;
     let cookie = panel.sign_in().await;
     let (status, html) = panel.page("/env/production", &cookie).await;
@@ -355,7 +383,10 @@ async fn the_timeline_marks_the_live_release_and_says_why_a_release_is_bad_with_
     assert!(live.contains("live now"), "{live}");
     assert!(live.contains("Ship the search page") && live.contains("Grace"));
     assert!(live.contains(&shown("good", "good")), "{live}");
-    assert!(live.contains("went live, pipeline and smoke test passed"), "{live}");
+    assert!(
+        live.contains("went live, pipeline and smoke test passed"),
+        "{live}"
+    );
     assert!(live.contains("<code>c3</code>"), "{live}");
     assert!(
         live.contains(
@@ -366,11 +397,20 @@ async fn the_timeline_marks_the_live_release_and_says_why_a_release_is_bad_with_
     let bad = row(&html, "data-deploy=\"dep-bad\"");
     assert!(!bad.contains("live now"), "{bad}");
     assert!(bad.contains(&shown("bad", "bad")), "{bad}");
-    assert!(bad.contains("the deploy failed on Render (build failed)"), "{bad}");
-    assert!(bad.contains("&lt;script&gt;alert(1)&lt;/script&gt;"), "{bad}");
+    assert!(
+        bad.contains("the deploy failed on Render (build failed)"),
+        "{bad}"
+    );
+    assert!(
+        bad.contains("&lt;script&gt;alert(1)&lt;/script&gt;"),
+        "{bad}"
+    );
     assert!(!html.contains("<script>alert(1)"), "{html}");
     assert!(html.contains(RATE_LIMITED));
-    assert!(html.contains("href=\"/env/production\" class=\"refresh\">Refresh</a>"), "{html}");
+    assert!(
+        html.contains("href=\"/env/production\" class=\"refresh\">Refresh</a>"),
+        "{html}"
+    );
     panel.stop().await;
 }
 
@@ -388,11 +428,16 @@ async fn the_runs_and_a_run_show_jobs_and_steps_with_status_durations_and_github
 
     let (status, html) = panel.page("/runs/103", &cookie).await;
     assert_eq!(status, StatusCode::OK);
-    assert!(html.contains("href=\"https://github.com/acme/shop/actions/runs/103\" rel=\"noopener noreferrer\""));
+    assert!(html.contains(
+        "href=\"https://github.com/acme/shop/actions/runs/103\" rel=\"noopener noreferrer\""
+    ));
     let smoke = &html[html.find("data-job=\"smoke\"").unwrap()..];
     assert!(smoke.contains("20 s"), "{smoke}");
     let step = row(smoke, "data-step=\"2\"");
-    assert!(step.contains("Run smoke") && step.contains("1 min 25 s"), "{step}");
+    assert!(
+        step.contains("Run smoke") && step.contains("1 min 25 s"),
+        "{step}"
+    );
     assert!(step.contains(&shown("success", "good")), "{step}");
 
     let (status, html) = panel.page("/runs/999", &cookie).await;
@@ -411,7 +456,10 @@ async fn the_deploys_page_lists_deploys_with_status_trigger_and_render_links() {
     assert_eq!(status, StatusCode::OK);
     let bad = row(&html, "data-deploy=\"dep-bad\"");
     assert!(bad.contains(&shown("build_failed", "bad")), "{bad}");
-    assert!(bad.contains("deploy hook") && bad.contains("2 min 30 s"), "{bad}");
+    assert!(
+        bad.contains("deploy hook") && bad.contains("2 min 30 s"),
+        "{bad}"
+    );
     assert!(bad.contains("&lt;script&gt;"), "{bad}");
     assert!(row(&html, "data-deploy=\"dep-live\"").contains("live now"));
     panel.stop().await;
@@ -431,7 +479,10 @@ async fn the_migrations_page_shows_the_graph_parents_first_with_pending_and_data
     assert!(order.windows(2).all(|w| w[0] < w[1]), "{order:?}");
     let a1 = row(&html, "data-revision=\"a1\"");
     assert!(a1.contains(">current<") && a1.contains(">applied<"), "{a1}");
-    assert!(!a1.contains(">pending<") && a1.contains("base revision"), "{a1}");
+    assert!(
+        !a1.contains(">pending<") && a1.contains("base revision"),
+        "{a1}"
+    );
     let b2 = row(&html, "data-revision=\"b2\"");
     assert!(b2.contains(">pending<") && b2.contains("after a1"), "{b2}");
     assert!(b2.contains("Downgrading it destroys data:"), "{b2}");
@@ -446,10 +497,18 @@ async fn the_migrations_page_shows_the_graph_parents_first_with_pending_and_data
 async fn an_unknown_environment_is_a_404_page_and_a_404_in_the_api() {
     let panel = Panel::start().await;
     let cookie = panel.sign_in().await;
-    for path in ["/env/nowhere", "/env/nowhere/runs", "/env/nowhere/deploys", "/env/nowhere/migrations"] {
+    for path in [
+        "/env/nowhere",
+        "/env/nowhere/runs",
+        "/env/nowhere/deploys",
+        "/env/nowhere/migrations",
+    ] {
         let (status, html) = panel.page(path, &cookie).await;
         assert_eq!(status, StatusCode::NOT_FOUND, "{path}");
-        assert!(html.contains("the environment nowhere was not found"), "{html}");
+        assert!(
+            html.contains("the environment nowhere was not found"),
+            "{html}"
+        );
     }
     let reply = panel
         .get("/api/v1/environments/nowhere/releases", Some(&cookie))
@@ -477,14 +536,25 @@ async fn the_rest_api_returns_the_view_models_and_refuses_anonymous_callers() {
     assert_eq!(releases["environment"]["name"], "production");
     assert_eq!(releases["stale"][0]["reason"], RATE_LIMITED);
     let items = releases["items"].as_array().unwrap();
-    let ids: Vec<_> = items.iter().map(|r| r["deploy_id"].as_str().unwrap()).collect();
+    let ids: Vec<_> = items
+        .iter()
+        .map(|r| r["deploy_id"].as_str().unwrap())
+        .collect();
     assert_eq!(ids, ["dep-live", "dep-bad", "dep-good"]);
     assert_eq!(items[0]["is_live"], true);
     assert_eq!(items[1]["verdict"], "bad");
-    assert_eq!(items[1]["commit_message"], "<script>alert(1)</script>\n\nbody");
+    assert_eq!(
+        items[1]["commit_message"],
+        "<script>alert(1)</script>\n\nbody"
+    );
 
     let runs = json("/api/v1/environments/production/runs").await;
-    let run_ids: Vec<_> = runs["items"].as_array().unwrap().iter().map(|r| r["id"].as_u64().unwrap()).collect();
+    let run_ids: Vec<_> = runs["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["id"].as_u64().unwrap())
+        .collect();
     assert_eq!(run_ids, [103, 101]);
     assert_eq!(runs["items"][0]["jobs"][2]["steps"][1]["name"], "Run smoke");
 
@@ -492,7 +562,10 @@ async fn the_rest_api_returns_the_view_models_and_refuses_anonymous_callers() {
     assert_eq!(deploys["items"][1]["deploy_status"], "build_failed");
 
     let migrations = json("/api/v1/environments/production/migrations").await;
-    assert_eq!(migrations["items"]["pending"], serde_json::json!(["b2", "c3"]));
+    assert_eq!(
+        migrations["items"]["pending"],
+        serde_json::json!(["b2", "c3"])
+    );
     assert_eq!(
         migrations["items"]["revisions"][1]["data_loss"],
         serde_json::json!(["drops column datasets.legacy_score"])
@@ -501,7 +574,9 @@ async fn the_rest_api_returns_the_view_models_and_refuses_anonymous_callers() {
     let staging = json("/api/v1/environments/staging/deploys").await;
     assert_eq!(staging["items"], serde_json::json!([]));
 
-    let anonymous = panel.get("/api/v1/environments/production/releases", None).await;
+    let anonymous = panel
+        .get("/api/v1/environments/production/releases", None)
+        .await;
     assert_eq!(anonymous.status(), StatusCode::UNAUTHORIZED);
     let body: Value = anonymous.json().await.unwrap();
     assert_eq!(body["error"]["code"], "unauthorized");
@@ -529,7 +604,11 @@ async fn a_signed_in_browser_receives_changes_as_server_sent_events_and_anonymou
     assert_eq!(receivers, 1);
     let mut text = String::new();
     while !text.contains("\n\n") {
-        let chunk = stream.chunk().await.unwrap().expect("the stream stays open");
+        let chunk = stream
+            .chunk()
+            .await
+            .unwrap()
+            .expect("the stream stays open");
         text.push_str(std::str::from_utf8(&chunk).unwrap());
     }
     assert_eq!(
