@@ -47,13 +47,17 @@ pub fn ErrorPanel(error: AppError) -> impl IntoView {
     {
         response.set_status(status);
     }
+    let heading = match error {
+        AppError::NotFound(_) => "Nothing here",
+        _ => "Not possible",
+    };
     let hint = matches!(error, AppError::Unauthorized)
         .then(|| view! { <p><a href="/login">"Sign in"</a></p> });
     view! {
         <header class="topbar"><a class="brand" href="/">"Flightdeck"</a></header>
         <main>
             <section class="panel error" role="alert">
-                <h1>"Not possible"</h1>
+                <h1>{heading}</h1>
                 <p id="error-message">{error.to_string()}</p>
                 {hint}
             </section>

@@ -509,6 +509,7 @@ async fn an_unknown_environment_is_a_404_page_and_a_404_in_the_api() {
             html.contains("the environment nowhere was not found"),
             "{html}"
         );
+        assert!(html.contains("<h1>Nothing here</h1>"), "{html}");
     }
     let reply = panel
         .get("/api/v1/environments/nowhere/releases", Some(&cookie))
