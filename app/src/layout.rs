@@ -11,6 +11,12 @@ pub fn Layout(viewer: Viewer, children: Children) -> impl IntoView {
         .role
         .allows(Role::Admin)
         .then(|| view! { <a href="/admin" id="nav-admin">"Admin"</a> });
+    // Signed-in pages follow the server's changes once hydrated.
+    #[cfg(feature = "hydrate")]
+    {
+        let changes = crate::live::use_live_changes();
+        Effect::new(move |_| crate::live::connect(changes));
+    }
     view! {
         <header class="topbar">
             <a class="brand" href="/">"Flightdeck"</a>
@@ -33,13 +39,25 @@ pub fn Layout(viewer: Viewer, children: Children) -> impl IntoView {
 /// A page-sized explanation of an error.
 #[component]
 pub fn ErrorPanel(error: AppError) -> impl IntoView {
+    // The server function already set the status when it failed; errors
+    // found by the page itself (a malformed id) set it here.
+    #[cfg(feature = "ssr")]
+    if let Some(response) = use_context::<leptos_axum::ResponseOptions>()
+        && let Ok(status) = http::StatusCode::from_u16(error.status())
+    {
+        response.set_status(status);
+    }
+    let heading = match error {
+        AppError::NotFound(_) => "Nothing here",
+        _ => "Not possible",
+    };
     let hint = matches!(error, AppError::Unauthorized)
         .then(|| view! { <p><a href="/login">"Sign in"</a></p> });
     view! {
         <header class="topbar"><a class="brand" href="/">"Flightdeck"</a></header>
         <main>
             <section class="panel error" role="alert">
-                <h1>"Not possible"</h1>
+                <h1>{heading}</h1>
                 <p id="error-message">{error.to_string()}</p>
                 {hint}
             </section>

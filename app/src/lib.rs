@@ -4,8 +4,10 @@
 pub mod api;
 pub mod error;
 mod layout;
+pub mod live;
 pub mod model;
 mod pages;
+pub mod timefmt;
 
 use leptos::prelude::*;
 use leptos_meta::{MetaTags, Stylesheet, Title, provide_meta_context};
@@ -60,6 +62,7 @@ fn set_content_security_policy() {
 #[component]
 pub fn App() -> impl IntoView {
     provide_meta_context();
+    live::LiveChanges::provide();
     view! {
         <Stylesheet id="flightdeck" href="/pkg/flightdeck.css"/>
         <Title text="Flightdeck"/>
@@ -68,6 +71,11 @@ pub fn App() -> impl IntoView {
                 <Route path=path!("/") view=pages::OverviewPage ssr=SsrMode::Async/>
                 <Route path=path!("/login") view=pages::LoginPage ssr=SsrMode::Async/>
                 <Route path=path!("/admin") view=pages::AdminPage ssr=SsrMode::Async/>
+                <Route path=path!("/env/:env") view=pages::TimelinePage ssr=SsrMode::Async/>
+                <Route path=path!("/env/:env/runs") view=pages::RunsPage ssr=SsrMode::Async/>
+                <Route path=path!("/env/:env/deploys") view=pages::DeploysPage ssr=SsrMode::Async/>
+                <Route path=path!("/env/:env/migrations") view=pages::MigrationsPage ssr=SsrMode::Async/>
+                <Route path=path!("/runs/:id") view=pages::RunPage ssr=SsrMode::Async/>
             </Routes>
         </Router>
     }

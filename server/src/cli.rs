@@ -241,6 +241,7 @@ pub async fn serve(control: ControlPlane) -> Result<(), CliError> {
     let state = AppState {
         leptos: web::leptos_options(addr),
         control,
+        changes: web::changes(),
     };
     println!("panel http://{addr}");
     tracing::info!(%addr, store = state.control.store().backend(), "serving");

@@ -1,11 +1,20 @@
 //! One file per page.
 
 mod admin;
+mod deploys;
 mod login;
+mod migrations;
 mod not_found;
 mod overview;
+mod parts;
+mod runs;
+mod timeline;
 
 pub use admin::AdminPage;
+pub use deploys::DeploysPage;
 pub use login::LoginPage;
+pub use migrations::MigrationsPage;
 pub use not_found::NotFound;
 pub use overview::OverviewPage;
+pub use runs::{RunPage, RunsPage};
+pub use timeline::TimelinePage;

@@ -1,43 +1,50 @@
-//! `/`: every configured environment at a glance.
+//! `/`: every configured environment at a glance: what is live, the
+//! pipeline on its branch, the database against the code, the last good
+//! release and any upstream whose data is stale.
 
+use super::parts::{
+    Commit, RelTime, Section, SectionLinks, StaleBanners, Status, run_word, short_sha,
+};
 use crate::api::get_overview;
 use crate::layout::{ErrorPanel, Layout};
-use crate::model::EnvironmentSummary;
+use crate::live::use_live_changes;
+use crate::model::{DatabaseView, EnvironmentView, ReleaseView, RunView};
 use leptos::prelude::*;
 use leptos_meta::Title;
 
-/// The overview page.
+/// The overview page. It refetches when any environment changes.
 #[component]
 pub fn OverviewPage() -> impl IntoView {
-    let overview = Resource::new(|| (), |_| get_overview());
+    let changes = use_live_changes();
+    let overview = Resource::new(move || changes.total(), |_| get_overview());
     view! {
         <Title text="Overview · Flightdeck"/>
-        <Suspense fallback=|| view! { <p class="loading">"Loading…"</p> }>
+        <Transition fallback=|| view! { <p class="loading">"Loading…"</p> }>
             {move || Suspend::new(async move {
                 match overview.await {
                     Ok(o) => view! {
                         <Layout viewer=o.viewer>
-                            <EnvironmentList environments=o.environments.into_iter().map(|e| e.summary).collect()/>
+                            <EnvironmentList environments=o.environments/>
                         </Layout>
                     }
                     .into_any(),
                     Err(error) => view! { <ErrorPanel error/> }.into_any(),
                 }
             })}
-        </Suspense>
+        </Transition>
     }
 }
 
 /// The environments, with a filter box that narrows them as you type
 /// (once the page is hydrated; without JavaScript all are shown).
 #[component]
-fn EnvironmentList(environments: Vec<EnvironmentSummary>) -> impl IntoView {
+fn EnvironmentList(environments: Vec<EnvironmentView>) -> impl IntoView {
     let (filter, set_filter) = signal(String::new());
     let count = environments.len();
     let cards = environments
         .into_iter()
         .map(|env| {
-            let name = env.name.clone();
+            let name = env.summary.name.clone();
             let hidden = move || !name.contains(filter.read().trim());
             view! { <EnvironmentCard env hidden/> }
         })
@@ -45,6 +52,7 @@ fn EnvironmentList(environments: Vec<EnvironmentSummary>) -> impl IntoView {
     view! {
         <div class="page-head">
             <h1>"Environments"</h1>
+            <a class="refresh" href="/">"Refresh"</a>
             <input
                 type="search"
                 id="env-filter"
@@ -62,24 +70,103 @@ fn EnvironmentList(environments: Vec<EnvironmentSummary>) -> impl IntoView {
 
 #[component]
 fn EnvironmentCard(
-    env: EnvironmentSummary,
+    env: EnvironmentView,
     hidden: impl Fn() -> bool + Send + Sync + 'static,
 ) -> impl IntoView {
-    let missing = (!env.missing_secrets.is_empty()).then(|| {
-        let names = env.missing_secrets.join(", ");
+    let summary = env.summary;
+    let missing = (!summary.missing_secrets.is_empty()).then(|| {
+        let names = summary.missing_secrets.join(", ");
         view! {
             <p class="flash warn">"Set " <code>{names}</code> " to enable everything for this environment."</p>
         }
     });
+    let name = summary.name.clone();
     view! {
-        <li class="env card" class:hidden=hidden data-env=env.name.clone()>
-            <h2>{env.name.clone()}</h2>
+        <li class="env card" class:hidden=hidden data-env=summary.name.clone()>
+            <h2><a href=Section::Timeline.href(&name)>{summary.name.clone()}</a></h2>
+            <StaleBanners notices=env.stale/>
             <dl>
-                <dt>"Branch"</dt><dd><code>{env.branch}</code></dd>
-                <dt>"Deploy workflow"</dt><dd><code>{env.deploy_workflow}</code></dd>
-                <dt>"Render service"</dt><dd><code>{env.render_service_id}</code></dd>
+                <dt>"Live"</dt><dd class="live">{live_release(env.live)}</dd>
+                <dt>"CI on " <code>{summary.branch.clone()}</code></dt>
+                <dd class="ci">{branch_run(env.branch_head_run)}</dd>
+                <dt>"Database"</dt><dd class="database">{database(env.database)}</dd>
+                <dt>"Last good"</dt><dd class="last-good">{last_good(env.last_good)}</dd>
+                <dt>"Render service"</dt><dd><code>{summary.render_service_id}</code></dd>
             </dl>
             {missing}
+            <SectionLinks env=name current=None/>
         </li>
+    }
+}
+
+fn live_release(live: Option<ReleaseView>) -> AnyView {
+    let Some(release) = live else {
+        return view! { <span class="muted">"Nothing is live yet."</span> }.into_any();
+    };
+    let author = release
+        .author
+        .clone()
+        .map(|a| view! { " by " <span class="author">{a}</span> });
+    let at = release
+        .finished_at
+        .clone()
+        .unwrap_or_else(|| release.created_at.clone());
+    view! {
+        <Commit release=release.clone()/>
+        {author}
+        <br/>
+        <Status word=release.deploy_status.clone()/>
+        " "
+        <RelTime at/>
+        " · "
+        <Status word=release.verdict.clone()/>
+        " "
+        <span class="reason">{release.reason}</span>
+    }
+    .into_any()
+}
+
+fn branch_run(run: Option<RunView>) -> AnyView {
+    let Some(run) = run else {
+        return view! { <span class="muted">"No pipeline run is known yet."</span> }.into_any();
+    };
+    let word = run_word(&run.status, run.conclusion.as_deref());
+    view! {
+        <Status word/>
+        " "
+        <a href=format!("/runs/{}", run.id)>{run.name}</a>
+        " at " <code class="sha">{short_sha(&run.head_sha)}</code>
+        " "
+        <RelTime at=run.updated_at/>
+    }
+    .into_any()
+}
+
+fn database(db: DatabaseView) -> AnyView {
+    let versions = |v: Option<Vec<String>>| match v {
+        Some(v) if v.is_empty() => "none".to_owned(),
+        Some(v) => v.join(", "),
+        None => "unknown".to_owned(),
+    };
+    view! {
+        <Status word=db.state.clone()/>
+        " "
+        <span class="summary">{db.summary}</span>
+        <br/>
+        <span class="muted">
+            "current " <code class="current">{versions(db.current)}</code>
+            " · code heads " <code class="heads">{versions(db.code_heads)}</code>
+        </span>
+    }
+    .into_any()
+}
+
+fn last_good(release: Option<ReleaseView>) -> AnyView {
+    match release {
+        Some(release) => view! {
+            <Commit release=release.clone()/> " " <RelTime at=release.created_at/>
+        }
+        .into_any(),
+        None => view! { <span class="muted">"No earlier good release is known."</span> }.into_any(),
     }
 }

@@ -54,13 +54,14 @@ pub(crate) async fn same_origin_for_changes(
 }
 
 /// Sends people who are not signed in to the sign-in page, remembering
-/// where they were going. API and server-function calls get a 401 from
-/// their handlers instead.
+/// where they were going. API, server-function and event-stream calls get
+/// a 401 from their handlers instead.
 pub(crate) async fn pages_need_sign_in(request: Request, next: Next) -> Response {
     let path = request.uri().path();
     let public = path == "/login"
         || path == "/healthz"
         || path == "/readyz"
+        || path == "/events"
         || path == "/favicon.ico"
         || path == "/robots.txt"
         || ["/auth/", "/pkg/", "/api/", "/_fn/", "/webhooks/"]

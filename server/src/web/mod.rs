@@ -4,11 +4,16 @@
 mod auth;
 mod backend;
 mod context;
+pub mod events;
 mod guard;
 mod ops;
 mod rest;
 
+#[cfg(test)]
+mod pages_tests;
+
 pub use context::Caller;
+pub use events::{Change, changes};
 
 use crate::control::ControlPlane;
 use app::{App, shell};
@@ -36,6 +41,8 @@ pub const SESSION_COOKIE: &str = "flightdeck_session";
 pub struct AppState {
     pub control: ControlPlane,
     pub leptos: LeptosOptions,
+    /// Where the sync announces what changed; `/events` streams it to browsers.
+    pub changes: tokio::sync::broadcast::Sender<Change>,
 }
 
 impl FromRef<AppState> for LeptosOptions {
@@ -96,6 +103,7 @@ pub fn router(state: AppState) -> Router {
         .route("/auth/logout", post(auth::logout))
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
+        .route("/events", get(events::events))
         .nest("/api/v1", rest::router())
         .merge(pages)
         .layer(from_fn_with_state(state.clone(), guard::pages_need_sign_in))

@@ -3,7 +3,7 @@
 
 use super::{AppState, Caller};
 use crate::control::ControlError;
-use axum::extract::State;
+use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Extension, Json, Router};
@@ -14,6 +14,10 @@ pub(crate) fn router() -> Router<AppState> {
     Router::new()
         .route("/me", get(me))
         .route("/environments", get(environments))
+        .route("/environments/{env}/releases", get(releases))
+        .route("/environments/{env}/runs", get(runs))
+        .route("/environments/{env}/deploys", get(deploys))
+        .route("/environments/{env}/migrations", get(migrations))
         .fallback(not_found)
 }
 
@@ -77,6 +81,67 @@ async fn environments(
         .await?;
     let overview = state.control.overview(&actor, &caller.meta).await?;
     Ok(Json(overview.environments).into_response())
+}
+
+/// The signed-in actor for `target`; a refusal is audited.
+async fn actor(
+    state: &AppState,
+    caller: &Caller,
+    target: &str,
+) -> Result<crate::identity::Actor, ApiError> {
+    Ok(state
+        .control
+        .signed_in(caller.actor.as_ref(), target, &caller.meta)
+        .await?)
+}
+
+/// `GET /environments/{env}/releases`: the release timeline, newest first.
+async fn releases(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(env): Path<String>,
+) -> Result<Response, ApiError> {
+    let target = format!("/api/v1/environments/{env}/releases");
+    let actor = actor(&state, &caller, &target).await?;
+    let page = state.control.timeline(&actor, &caller.meta, &env).await?;
+    Ok(Json(page).into_response())
+}
+
+/// `GET /environments/{env}/runs`: the runs on the environment's branch.
+async fn runs(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(env): Path<String>,
+) -> Result<Response, ApiError> {
+    let target = format!("/api/v1/environments/{env}/runs");
+    let actor = actor(&state, &caller, &target).await?;
+    let page = state.control.runs(&actor, &caller.meta, &env).await?;
+    Ok(Json(page).into_response())
+}
+
+/// `GET /environments/{env}/deploys`: the environment's deploys, newest first.
+async fn deploys(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(env): Path<String>,
+) -> Result<Response, ApiError> {
+    let target = format!("/api/v1/environments/{env}/deploys");
+    let actor = actor(&state, &caller, &target).await?;
+    let page = state.control.deploys(&actor, &caller.meta, &env).await?;
+    Ok(Json(page).into_response())
+}
+
+/// `GET /environments/{env}/migrations`: the live commit's revision graph
+/// against the database.
+async fn migrations(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(env): Path<String>,
+) -> Result<Response, ApiError> {
+    let target = format!("/api/v1/environments/{env}/migrations");
+    let actor = actor(&state, &caller, &target).await?;
+    let page = state.control.migrations(&actor, &caller.meta, &env).await?;
+    Ok(Json(page).into_response())
 }
 
 async fn not_found() -> Response {

@@ -1,0 +1,621 @@
+//! The release pages, the REST reads and `/events`, over real HTTP: the
+//! whole router on a loopback port over a SQLite store filled with the
+//! records the sync writes, and a person signed in with a password.
+
+use super::{AppState, Change, changes, leptos_options, router};
+use crate::alembic::{DataLoss, DataLossKind, Revision};
+use crate::audit::RequestMeta;
+use crate::config::Config;
+use crate::control::ControlPlane;
+use crate::identity::Actor;
+use crate::releases::{CommitRecord, DeployRecord, JobRecord, MigrationsAt, RunRecord, StepRecord};
+use crate::store::tests::TestStore;
+use app::model::Role;
+use http::{StatusCode, header};
+use serde_json::Value;
+use std::sync::Arc;
+use time::{Duration, OffsetDateTime};
+
+const CONFIG: &str = r#"
+[github]
+owner = "acme"
+repo = "shop"
+
+[[environment]]
+name = "production"
+branch = "main"
+deploy_workflow = "deploy.yml"
+render_service_id = "srv-prod"
+database_url_env = "FD_TEST_UNSET_DATABASE_URL"
+migration_runner = { kind = "workflow", workflow = "db-rollback.yml" }
+smoke_url_env = "FD_TEST_UNSET_BACKEND_URL"
+
+[[environment]]
+name = "staging"
+branch = "staging"
+deploy_workflow = "deploy.yml"
+render_service_id = "srv-staging"
+database_url_env = "FD_TEST_UNSET_STAGING_DATABASE_URL"
+migration_runner = { kind = "command", command = "uv run alembic downgrade {revision}" }
+smoke_url_env = "FD_TEST_UNSET_STAGING_BACKEND_URL"
+"#;
+
+const PASSWORD: &str = "a long enough password";
+const GOOD_SHA: &str = "1111111aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+const BAD_SHA: &str = "2222222bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb";
+const LIVE_SHA: &str = "3333333ccccccccccccccccccccccccccccccccc";
+const RATE_LIMITED: &str = "GitHub is rate limiting us; the next try is in 60 s";
+
+/// A panel serving on a loopback port, and what the tests need of it.
+struct Panel {
+    base: String,
+    changes: tokio::sync::broadcast::Sender<Change>,
+    client: reqwest::Client,
+    store: Option<TestStore>,
+}
+
+impl Panel {
+    async fn start() -> Panel {
+        crate::integrations::install_tls_provider();
+        let t = TestStore::new("sqlite").await;
+        let config = Config::from_toml(CONFIG).unwrap();
+        let control = ControlPlane::new(t.store.clone(), Arc::new(config));
+        control
+            .add_user(
+                &Actor::system("test"),
+                &RequestMeta::default(),
+                "vera",
+                Role::Viewer,
+                Some(PASSWORD.into()),
+            )
+            .await
+            .unwrap();
+        fill(&control).await;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let changes = changes();
+        let state = AppState {
+            control,
+            leptos: leptos_options(addr),
+            changes: changes.clone(),
+        };
+        tokio::spawn(async move {
+            axum::serve(
+                listener,
+                router(state).into_make_service_with_connect_info::<std::net::SocketAddr>(),
+            )
+            .await
+            .unwrap();
+        });
+        Panel {
+            base: format!("http://{addr}"),
+            changes,
+            client: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .unwrap(),
+            store: Some(t),
+        }
+    }
+
+    /// Signs in and returns the session cookie.
+    async fn sign_in(&self) -> String {
+        let reply = self
+            .client
+            .post(format!("{}/auth/login", self.base))
+            .header(header::ORIGIN, &self.base)
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .body(
+                url::form_urlencoded::Serializer::new(String::new())
+                    .extend_pairs([("name", "vera"), ("password", PASSWORD), ("next", "/")])
+                    .finish(),
+            )
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(reply.status(), StatusCode::SEE_OTHER);
+        let cookie = reply
+            .headers()
+            .get(header::SET_COOKIE)
+            .expect("a session cookie")
+            .to_str()
+            .unwrap();
+        cookie.split(';').next().unwrap().to_owned()
+    }
+
+    async fn get(&self, path: &str, cookie: Option<&str>) -> reqwest::Response {
+        let mut request = self.client.get(format!("{}{path}", self.base));
+        if let Some(cookie) = cookie {
+            request = request.header(header::COOKIE, cookie);
+        }
+        request.send().await.unwrap()
+    }
+
+    /// A page's status and HTML for a signed-in person, without the
+    /// comment markers hydration uses between text nodes.
+    async fn page(&self, path: &str, cookie: &str) -> (StatusCode, String) {
+        let reply = self.get(path, Some(cookie)).await;
+        (
+            reply.status(),
+            reply.text().await.unwrap().replace("<!>", ""),
+        )
+    }
+
+    async fn stop(mut self) {
+        self.store.take().unwrap().drop_all().await;
+    }
+}
+
+fn ago(hours: i64, minutes: i64) -> OffsetDateTime {
+    OffsetDateTime::now_utc() - Duration::hours(hours) - Duration::minutes(minutes)
+}
+
+fn commit(
+    sha: &str,
+    message: &str,
+    author: &str,
+    migrations: Option<MigrationsAt>,
+) -> CommitRecord {
+    CommitRecord {
+        sha: sha.into(),
+        message: message.into(),
+        author: author.into(),
+        author_login: None,
+        committed_at: ago(4, 0),
+        html_url: format!("https://github.com/acme/shop/commit/{sha}"),
+        migrations,
+    }
+}
+
+fn deploy(id: &str, sha: &str, status: &str, hours: i64) -> DeployRecord {
+    DeployRecord {
+        id: id.into(),
+        environment: "production".into(),
+        service_id: "srv-prod".into(),
+        commit_sha: sha.into(),
+        commit_message: String::new(),
+        status: status.into(),
+        trigger: "deploy_hook".into(),
+        created_at: ago(hours, 0),
+        updated_at: ago(hours, 0),
+        finished_at: Some(ago(hours, 0) + Duration::seconds(150)),
+    }
+}
+
+fn step(number: u32, name: &str, start: OffsetDateTime, seconds: i64) -> StepRecord {
+    StepRecord {
+        number,
+        name: name.into(),
+        status: "completed".into(),
+        conclusion: Some("success".into()),
+        started_at: Some(start),
+        completed_at: Some(start + Duration::seconds(seconds)),
+    }
+}
+
+fn run(id: u64, sha: &str, hours: i64) -> RunRecord {
+    let start = ago(hours, 10);
+    let job = |name: &str, offset: i64, seconds: i64| JobRecord {
+        name: name.into(),
+        status: "completed".into(),
+        conclusion: Some("success".into()),
+        started_at: Some(start + Duration::seconds(offset)),
+        completed_at: Some(start + Duration::seconds(offset + seconds)),
+        html_url: format!("https://github.com/acme/shop/actions/runs/{id}/job/{offset}"),
+        steps: vec![
+            step(1, "Set up job", start + Duration::seconds(offset), 5),
+            step(
+                2,
+                &format!("Run {name}"),
+                start + Duration::seconds(offset + 5),
+                85,
+            ),
+        ],
+    };
+    RunRecord {
+        id,
+        workflow_file: "deploy.yml".into(),
+        name: format!("Deploy {}", &sha[..7]),
+        head_sha: sha.into(),
+        head_branch: "main".into(),
+        event: "push".into(),
+        status: "completed".into(),
+        conclusion: Some("success".into()),
+        run_attempt: 1,
+        created_at: start,
+        updated_at: start + Duration::seconds(200),
+        html_url: format!("https://github.com/acme/shop/actions/runs/{id}"),
+        jobs: vec![
+            job("test", 0, 90),
+            job("deploy", 90, 90),
+            job("smoke", 180, 20),
+        ],
+    }
+}
+
+fn revision(id: &str, down: &[&str], message: &str, data_loss: &[&str]) -> Revision {
+    Revision {
+        id: id.into(),
+        down: down.iter().map(|d| (*d).to_owned()).collect(),
+        branch_labels: vec![],
+        depends_on: vec![],
+        message: message.into(),
+        create_date: Some("2026-11-01 10:00:00".into()),
+        data_loss: data_loss
+            .iter()
+            .map(|detail| DataLoss {
+                line: 20,
+                kind: DataLossKind::DropColumn,
+                detail: (*detail).into(),
+            })
+            .collect(),
+        file: format!("migrations/versions/{id}.py"),
+    }
+}
+
+/// Production: a good release, then one whose build failed (with a
+/// hostile commit message), then the live one, whose migrations are two
+/// ahead of the database; GitHub's last sync failed. Staging: nothing yet.
+async fn fill(control: &ControlPlane) {
+    let store = control.store();
+    let migrations = MigrationsAt {
+        revisions: vec![
+            revision("a1", &[], "create datasets", &[]),
+            revision(
+                "b2",
+                &["a1"],
+                "add legacy score",
+                &["drops column datasets.legacy_score"],
+            ),
+            revision("c3", &["b2"], "add search index", &[]),
+        ],
+        problems: vec![],
+    };
+    store
+        .upsert_commits(&[
+            commit(GOOD_SHA, "Add the datasets page", "Ada", None),
+            commit(
+                BAD_SHA,
+                "<script>alert(1)</script>\n\nbody",
+                "Mallory",
+                None,
+            ),
+            commit(LIVE_SHA, "Ship the search page", "Grace", Some(migrations)),
+        ])
+        .await
+        .unwrap();
+    store
+        .upsert_deploys(&[
+            deploy("dep-good", GOOD_SHA, "deactivated", 3),
+            deploy("dep-bad", BAD_SHA, "build_failed", 2),
+            deploy("dep-live", LIVE_SHA, "live", 1),
+        ])
+        .await
+        .unwrap();
+    store
+        .upsert_runs(&[run(101, GOOD_SHA, 3), run(103, LIVE_SHA, 1)])
+        .await
+        .unwrap();
+    store
+        .set_database_state("production", &["a1".to_owned()])
+        .await
+        .unwrap();
+    store
+        .record_sync("production", "github_runs", Ok(Some("\"etag\"")))
+        .await
+        .unwrap();
+    store
+        .record_sync("production", "github_runs", Err(RATE_LIMITED))
+        .await
+        .unwrap();
+}
+
+/// A status shown by colour (`tone`) and by word.
+fn shown(word: &str, tone: &str) -> String {
+    format!(
+        "data-status=\"{word}\" class=\"status status-{tone}\">{}</span>",
+        word.replace('_', " ")
+    )
+}
+
+/// The text between the element carrying `marker` and the next `</tr>` or `</li>`.
+fn row<'a>(html: &'a str, marker: &str) -> &'a str {
+    let start = html
+        .find(marker)
+        .unwrap_or_else(|| panic!("{marker} not in {html}"));
+    let rest = &html[start..];
+    let end = ["</tr>", "</li>"]
+        .iter()
+        .filter_map(|e| rest.find(e))
+        .min()
+        .unwrap_or(rest.len());
+    &rest[..end]
+}
+
+#[tokio::test]
+async fn the_overview_shows_each_environment_live_ci_database_last_good_and_stale_data() {
+    let panel = Panel::start().await;
+    let cookie = panel.sign_in().await;
+    let (status, html) = panel.page("/", &cookie).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(html.contains("id=\"env-filter\""), "{html}");
+    let production = row(&html, "data-env=\"production\"");
+    assert!(production.contains("Ship the search page"), "{production}");
+    assert!(production.contains("3333333"), "{production}");
+    assert!(production.contains("Grace"), "{production}");
+    assert!(production.contains(&shown("live", "good")), "{production}");
+    // It finished 57.5 minutes ago.
+    assert!(production.contains("57 min ago"), "{production}");
+    assert!(production.contains("<time datetime=\""), "{production}");
+    assert!(production.contains(" UTC\""), "{production}");
+    // The CI state of the branch head, linked to the run.
+    assert!(production.contains("href=\"/runs/103\""), "{production}");
+    assert!(
+        production.contains(&shown("success", "good")),
+        "{production}"
+    );
+    // The database against the live code.
+    assert!(production.contains("2 revisions pending"), "{production}");
+    assert!(production.contains(">a1</code>"), "{production}");
+    assert!(production.contains(">c3</code>"), "{production}");
+    // The failed build is skipped: the last good release is the one before.
+    let last_good = &production[production.find("class=\"last-good\"").unwrap()..];
+    assert!(last_good.contains("Add the datasets page"), "{last_good}");
+    assert!(
+        production.contains("GitHub data is stale since "),
+        "{production}"
+    );
+    assert!(production.contains(RATE_LIMITED), "{production}");
+    assert!(production.contains("href=\"/env/production/migrations\""));
+    let staging = row(&html, "data-env=\"staging\"");
+    assert!(staging.contains("Nothing is live yet."), "{staging}");
+    assert!(!staging.contains("stale"), "{staging}");
+    panel.stop().await;
+}
+
+#[tokio::test]
+async fn the_timeline_marks_the_live_release_and_says_why_a_release_is_bad_with_messages_as_text() {
+    let panel = Panel::start().await;
+    let cookie = panel.sign_in().await;
+    let (status, html) = panel.page("/env/production", &cookie).await;
+    assert_eq!(status, StatusCode::OK);
+    let live = row(&html, "data-deploy=\"dep-live\"");
+    assert!(live.contains("live now"), "{live}");
+    assert!(live.contains("Ship the search page") && live.contains("Grace"));
+    assert!(live.contains(&shown("good", "good")), "{live}");
+    assert!(
+        live.contains("went live, pipeline and smoke test passed"),
+        "{live}"
+    );
+    assert!(live.contains("<code>c3</code>"), "{live}");
+    assert!(
+        live.contains(
+            "href=\"https://dashboard.render.com/web/srv-prod/deploys/dep-live\" rel=\"noopener noreferrer\""
+        ),
+        "{live}"
+    );
+    let bad = row(&html, "data-deploy=\"dep-bad\"");
+    assert!(!bad.contains("live now"), "{bad}");
+    assert!(bad.contains(&shown("bad", "bad")), "{bad}");
+    assert!(
+        bad.contains("the deploy failed on Render (build failed)"),
+        "{bad}"
+    );
+    assert!(
+        bad.contains("&lt;script&gt;alert(1)&lt;/script&gt;"),
+        "{bad}"
+    );
+    assert!(!html.contains("<script>alert(1)"), "{html}");
+    assert!(html.contains(RATE_LIMITED));
+    assert!(
+        html.contains("href=\"/env/production\" class=\"refresh\">Refresh</a>"),
+        "{html}"
+    );
+    panel.stop().await;
+}
+
+#[tokio::test]
+async fn the_runs_and_a_run_show_jobs_and_steps_with_status_durations_and_github_links() {
+    let panel = Panel::start().await;
+    let cookie = panel.sign_in().await;
+    let (status, html) = panel.page("/env/production/runs", &cookie).await;
+    assert_eq!(status, StatusCode::OK);
+    let newest = row(&html, "data-run=\"103\"");
+    assert!(newest.contains("href=\"/runs/103\""), "{newest}");
+    assert!(newest.contains(&shown("success", "good")), "{newest}");
+    assert!(newest.contains("3 min 20 s"), "{newest}");
+    assert!(html.find("data-run=\"103\"") < html.find("data-run=\"101\""));
+
+    let (status, html) = panel.page("/runs/103", &cookie).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(html.contains(
+        "href=\"https://github.com/acme/shop/actions/runs/103\" rel=\"noopener noreferrer\""
+    ));
+    let smoke = &html[html.find("data-job=\"smoke\"").unwrap()..];
+    assert!(smoke.contains("20 s"), "{smoke}");
+    let step = row(smoke, "data-step=\"2\"");
+    assert!(
+        step.contains("Run smoke") && step.contains("1 min 25 s"),
+        "{step}"
+    );
+    assert!(step.contains(&shown("success", "good")), "{step}");
+
+    let (status, html) = panel.page("/runs/999", &cookie).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert!(html.contains("run 999 was not found"), "{html}");
+    let (status, _) = panel.page("/runs/not-a-number", &cookie).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    panel.stop().await;
+}
+
+#[tokio::test]
+async fn the_deploys_page_lists_deploys_with_status_trigger_and_render_links() {
+    let panel = Panel::start().await;
+    let cookie = panel.sign_in().await;
+    let (status, html) = panel.page("/env/production/deploys", &cookie).await;
+    assert_eq!(status, StatusCode::OK);
+    let bad = row(&html, "data-deploy=\"dep-bad\"");
+    assert!(bad.contains(&shown("build_failed", "bad")), "{bad}");
+    assert!(
+        bad.contains("deploy hook") && bad.contains("2 min 30 s"),
+        "{bad}"
+    );
+    assert!(bad.contains("&lt;script&gt;"), "{bad}");
+    assert!(row(&html, "data-deploy=\"dep-live\"").contains("live now"));
+    panel.stop().await;
+}
+
+#[tokio::test]
+async fn the_migrations_page_shows_the_graph_parents_first_with_pending_and_data_loss_marks() {
+    let panel = Panel::start().await;
+    let cookie = panel.sign_in().await;
+    let (status, html) = panel.page("/env/production/migrations", &cookie).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(html.contains("2 revisions pending"), "{html}");
+    let order: Vec<_> = ["a1", "b2", "c3"]
+        .iter()
+        .map(|id| html.find(&format!("data-revision=\"{id}\"")).unwrap())
+        .collect();
+    assert!(order.windows(2).all(|w| w[0] < w[1]), "{order:?}");
+    let a1 = row(&html, "data-revision=\"a1\"");
+    assert!(a1.contains(">current<") && a1.contains(">applied<"), "{a1}");
+    assert!(
+        !a1.contains(">pending<") && a1.contains("base revision"),
+        "{a1}"
+    );
+    let b2 = row(&html, "data-revision=\"b2\"");
+    assert!(b2.contains(">pending<") && b2.contains("after a1"), "{b2}");
+    assert!(b2.contains("Downgrading it destroys data:"), "{b2}");
+    assert!(b2.contains("drops column datasets.legacy_score"), "{b2}");
+    let c3 = row(&html, "data-revision=\"c3\"");
+    assert!(c3.contains(">head<") && c3.contains(">pending<"), "{c3}");
+    assert!(!c3.contains("destroys data"), "{c3}");
+    panel.stop().await;
+}
+
+#[tokio::test]
+async fn an_unknown_environment_is_a_404_page_and_a_404_in_the_api() {
+    let panel = Panel::start().await;
+    let cookie = panel.sign_in().await;
+    for path in [
+        "/env/nowhere",
+        "/env/nowhere/runs",
+        "/env/nowhere/deploys",
+        "/env/nowhere/migrations",
+    ] {
+        let (status, html) = panel.page(path, &cookie).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{path}");
+        assert!(
+            html.contains("the environment nowhere was not found"),
+            "{html}"
+        );
+        assert!(html.contains("<h1>Nothing here</h1>"), "{html}");
+    }
+    let reply = panel
+        .get("/api/v1/environments/nowhere/releases", Some(&cookie))
+        .await;
+    assert_eq!(reply.status(), StatusCode::NOT_FOUND);
+    let body: Value = reply.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "not_found");
+    panel.stop().await;
+}
+
+#[tokio::test]
+async fn the_rest_api_returns_the_view_models_and_refuses_anonymous_callers() {
+    let panel = Panel::start().await;
+    let cookie = panel.sign_in().await;
+    let json = |path: &'static str| {
+        let panel = &panel;
+        let cookie = &cookie;
+        async move {
+            let reply = panel.get(path, Some(cookie)).await;
+            assert_eq!(reply.status(), StatusCode::OK, "{path}");
+            reply.json::<Value>().await.unwrap()
+        }
+    };
+    let releases = json("/api/v1/environments/production/releases").await;
+    assert_eq!(releases["environment"]["name"], "production");
+    assert_eq!(releases["stale"][0]["reason"], RATE_LIMITED);
+    let items = releases["items"].as_array().unwrap();
+    let ids: Vec<_> = items
+        .iter()
+        .map(|r| r["deploy_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["dep-live", "dep-bad", "dep-good"]);
+    assert_eq!(items[0]["is_live"], true);
+    assert_eq!(items[1]["verdict"], "bad");
+    assert_eq!(
+        items[1]["commit_message"],
+        "<script>alert(1)</script>\n\nbody"
+    );
+
+    let runs = json("/api/v1/environments/production/runs").await;
+    let run_ids: Vec<_> = runs["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["id"].as_u64().unwrap())
+        .collect();
+    assert_eq!(run_ids, [103, 101]);
+    assert_eq!(runs["items"][0]["jobs"][2]["steps"][1]["name"], "Run smoke");
+
+    let deploys = json("/api/v1/environments/production/deploys").await;
+    assert_eq!(deploys["items"][1]["deploy_status"], "build_failed");
+
+    let migrations = json("/api/v1/environments/production/migrations").await;
+    assert_eq!(
+        migrations["items"]["pending"],
+        serde_json::json!(["b2", "c3"])
+    );
+    assert_eq!(
+        migrations["items"]["revisions"][1]["data_loss"],
+        serde_json::json!(["drops column datasets.legacy_score"])
+    );
+
+    let staging = json("/api/v1/environments/staging/deploys").await;
+    assert_eq!(staging["items"], serde_json::json!([]));
+
+    let anonymous = panel
+        .get("/api/v1/environments/production/releases", None)
+        .await;
+    assert_eq!(anonymous.status(), StatusCode::UNAUTHORIZED);
+    let body: Value = anonymous.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "unauthorized");
+    panel.stop().await;
+}
+
+#[tokio::test]
+async fn a_signed_in_browser_receives_changes_as_server_sent_events_and_anonymous_gets_401() {
+    let panel = Panel::start().await;
+    let anonymous = panel.get("/events", None).await;
+    assert_eq!(anonymous.status(), StatusCode::UNAUTHORIZED);
+
+    let cookie = panel.sign_in().await;
+    let mut stream = panel.get("/events", Some(&cookie)).await;
+    assert_eq!(stream.status(), StatusCode::OK);
+    assert_eq!(
+        stream.headers()[header::CONTENT_TYPE].to_str().unwrap(),
+        "text/event-stream"
+    );
+    // The handler subscribed before it answered, so this reaches the stream.
+    let receivers = panel
+        .changes
+        .send(Change::new("production", "deploys"))
+        .unwrap();
+    assert_eq!(receivers, 1);
+    let mut text = String::new();
+    while !text.contains("\n\n") {
+        let chunk = stream
+            .chunk()
+            .await
+            .unwrap()
+            .expect("the stream stays open");
+        text.push_str(std::str::from_utf8(&chunk).unwrap());
+    }
+    assert_eq!(
+        text,
+        "event: change\ndata: {\"environment\":\"production\",\"what\":\"deploys\"}\n\n"
+    );
+    drop(stream);
+    panel.stop().await;
+}
