@@ -238,11 +238,9 @@ pub async fn serve(control: ControlPlane) -> Result<(), CliError> {
         .await
         .map_err(|e| CliError::Action(format!("cannot listen on {listen}: {e}")))?;
     let addr = listener.local_addr()?;
-    let state = AppState {
-        leptos: web::leptos_options(addr),
-        control,
-        changes: web::changes(),
-    };
+    let upstreams = crate::sync::Upstreams::from_config(control.config());
+    let state = AppState::new(control, addr, upstreams);
+    state.sync.spawn();
     println!("panel http://{addr}");
     tracing::info!(%addr, store = state.control.store().backend(), "serving");
     web::serve(listener, state).await?;

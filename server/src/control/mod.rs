@@ -45,6 +45,11 @@ impl ControlPlane {
         &self.store
     }
 
+    /// The configuration, shared (for the sync, which outlives a request).
+    pub fn shared_config(&self) -> Arc<Config> {
+        self.config.clone()
+    }
+
     pub fn config(&self) -> &Config {
         &self.config
     }

@@ -294,7 +294,7 @@ mod sync_tables {
                 html_url: "https://github.com/o/r/commit/a".into(),
                 migrations: Some(MigrationsAt { revisions: vec![], problems: vec!["x.py:3: bad".into()] }),
             };
-            s.upsert_commits(&[commit.clone()]).await.unwrap();
+            s.upsert_commits(std::slice::from_ref(&commit)).await.unwrap();
             // Written again without migrations: the ones read before stay.
             s.upsert_commits(&[CommitRecord { migrations: None, ..commit.clone() }]).await.unwrap();
             assert_eq!(s.commits_by_sha(&["a".into(), "zzz".into()]).await.unwrap(), vec![commit]);

@@ -8,6 +8,7 @@ pub mod events;
 mod guard;
 mod ops;
 mod rest;
+mod webhooks;
 
 #[cfg(test)]
 mod pages_tests;
@@ -43,6 +44,37 @@ pub struct AppState {
     pub leptos: LeptosOptions,
     /// Where the sync announces what changed; `/events` streams it to browsers.
     pub changes: tokio::sync::broadcast::Sender<Change>,
+    /// The sync, which webhooks poke.
+    pub sync: crate::sync::Syncer,
+}
+
+impl AppState {
+    /// The state of a panel listening on `addr`, whose sync reads through
+    /// `upstreams` and announces its changes on [`AppState::changes`]. The
+    /// sync's loops are not started here (see [`crate::sync::Syncer::spawn`]).
+    pub fn new(
+        control: ControlPlane,
+        addr: std::net::SocketAddr,
+        upstreams: crate::sync::Upstreams,
+    ) -> AppState {
+        let changes = changes();
+        let sender = changes.clone();
+        let sync = crate::sync::Syncer::new(
+            control.store().clone(),
+            control.shared_config(),
+            upstreams,
+            Arc::new(move |environment: &str, what: &str| {
+                // No subscriber is fine: nobody has a page open.
+                let _ = sender.send(Change::new(environment, what));
+            }),
+        );
+        AppState {
+            leptos: leptos_options(addr),
+            control,
+            changes,
+            sync,
+        }
+    }
 }
 
 impl FromRef<AppState> for LeptosOptions {
@@ -101,6 +133,8 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/auth/login", post(auth::login))
         .route("/auth/logout", post(auth::logout))
+        .route("/webhooks/github", post(webhooks::github))
+        .route("/webhooks/render", post(webhooks::render))
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
         .route("/events", get(events::events))

@@ -2,7 +2,7 @@
 //! whole router on a loopback port over a SQLite store filled with the
 //! records the sync writes, and a person signed in with a password.
 
-use super::{AppState, Change, changes, leptos_options, router};
+use super::{AppState, Change, router};
 use crate::alembic::{DataLoss, DataLossKind, Revision};
 use crate::audit::RequestMeta;
 use crate::config::Config;
@@ -73,12 +73,8 @@ impl Panel {
         fill(&control).await;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let changes = changes();
-        let state = AppState {
-            control,
-            leptos: leptos_options(addr),
-            changes: changes.clone(),
-        };
+        let state = AppState::new(control, addr, crate::sync::Upstreams::default());
+        let changes = state.changes.clone();
         tokio::spawn(async move {
             axum::serve(
                 listener,

@@ -17,15 +17,25 @@ fn reply(result: Result<Delivery, WebhookError>) -> Response {
             axum::Json(json!({ "accepted": true, "environments": environments })),
         )
             .into_response(),
-        Ok(Delivery::Duplicate) => axum::Json(json!({ "accepted": false, "duplicate": true })).into_response(),
-        Err(e @ WebhookError::Off) => super::rest::error_response(StatusCode::NOT_FOUND, "webhook_off", &e.to_string()),
+        Ok(Delivery::Duplicate) => {
+            axum::Json(json!({ "accepted": false, "duplicate": true })).into_response()
+        }
+        Err(e @ WebhookError::Off) => {
+            super::rest::error_response(StatusCode::NOT_FOUND, "webhook_off", &e.to_string())
+        }
         Err(e @ WebhookError::Signature(_)) => {
             super::rest::error_response(StatusCode::UNAUTHORIZED, "bad_signature", &e.to_string())
         }
-        Err(e @ WebhookError::Invalid(_)) => super::rest::error_response(StatusCode::BAD_REQUEST, "invalid", &e.to_string()),
+        Err(e @ WebhookError::Invalid(_)) => {
+            super::rest::error_response(StatusCode::BAD_REQUEST, "invalid", &e.to_string())
+        }
         Err(WebhookError::Store(error)) => {
             tracing::error!(%error, "store failure while taking a webhook");
-            super::rest::error_response(StatusCode::INTERNAL_SERVER_ERROR, "internal", "the panel could not record the delivery")
+            super::rest::error_response(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                "the panel could not record the delivery",
+            )
         }
     }
 }
@@ -36,7 +46,12 @@ pub(crate) async fn github(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    reply(state.sync.github_webhook(&headers, &body, &caller.meta).await)
+    reply(
+        state
+            .sync
+            .github_webhook(&headers, &body, &caller.meta)
+            .await,
+    )
 }
 
 pub(crate) async fn render(
@@ -45,5 +60,10 @@ pub(crate) async fn render(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    reply(state.sync.render_webhook(&headers, &body, &caller.meta).await)
+    reply(
+        state
+            .sync
+            .render_webhook(&headers, &body, &caller.meta)
+            .await,
+    )
 }
