@@ -2,7 +2,7 @@
 //! driven over WebDriver: sign in, the overview, hydration, sign out, roles.
 
 use fantoccini::{Client, ClientBuilder, Locator};
-use flightdeck_tests::{Panel, Setup};
+use flightdeck_tests::{Panel, Sandbox, Setup, TempDir, http};
 use std::process::Stdio;
 use std::time::Duration;
 
@@ -83,8 +83,8 @@ impl Drop for Driver {
     }
 }
 
-async fn sign_in(browser: &Client, panel: &Panel, name: &str, password: &str) {
-    browser.goto(&panel.at("/login")).await.unwrap();
+async fn sign_in(browser: &Client, panel: &str, name: &str, password: &str) {
+    browser.goto(&format!("{panel}/login")).await.unwrap();
     browser
         .find(Locator::Css("#name"))
         .await
@@ -121,7 +121,7 @@ async fn signed_in_browser(name: &str, role: &str) -> (Setup, Panel, Driver, Cli
     let panel = setup.serve().await;
     let driver = Driver::start().await;
     let browser = driver.browser().await;
-    sign_in(&browser, &panel, name, &password).await;
+    sign_in(&browser, &panel.url, name, &password).await;
     (setup, panel, driver, browser)
 }
 
@@ -256,4 +256,93 @@ async fn a_viewer_sees_no_admin_link_and_gets_403_from_an_admin_server_function(
         .map(|r| r.action)
         .collect();
     assert_eq!(denied, ["admin.view", "admin.view"]);
+}
+
+/// The rows of the table on the current page.
+async fn rows(browser: &Client, css: &str) -> usize {
+    browser.find_all(Locator::Css(css)).await.unwrap().len()
+}
+
+#[tokio::test]
+async fn the_release_view_shows_the_sandbox_history_as_text_and_follows_a_new_deploy_live() {
+    let dir = TempDir::new("browser-sandbox");
+    let sandbox = Sandbox::start(&dir, &["--seed", "3"]).await;
+    let cookie = sandbox.session().await;
+    sandbox
+        .wait_for_live_releases(&cookie, Duration::from_secs(120))
+        .await;
+    let driver = Driver::start().await;
+    let browser = driver.browser().await;
+    let (name, password) = sandbox.printed["sign-in"].split_once(" / ").unwrap();
+    sign_in(&browser, sandbox.panel(), name, password).await;
+    wait_for_hydration(&browser).await;
+
+    // Both environments, each with its live release.
+    for env in ["production", "staging"] {
+        let card = browser
+            .find(Locator::Css(&format!("[data-env={env}]")))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(card.to_lowercase().contains("live"), "{env}: {card}");
+    }
+
+    // The timeline: the commit message with markup is shown as text and runs nothing.
+    browser
+        .goto(&format!("{}/env/production", sandbox.panel()))
+        .await
+        .unwrap();
+    wait_for_hydration(&browser).await;
+    let page = browser
+        .find(Locator::Css("table.releases"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("<script>alert(1)</script>"), "shown as text");
+    assert!(
+        browser.get_alert_text().await.is_err(),
+        "no script ran: no alert is open"
+    );
+    assert!(page.contains("build failed"), "the failed build is marked");
+
+    // A deploy triggered on the simulator appears without a reload.
+    browser
+        .goto(&format!("{}/env/production/deploys", sandbox.panel()))
+        .await
+        .unwrap();
+    wait_for_hydration(&browser).await;
+    browser
+        .execute("window.__same_page = true; return null;", vec![])
+        .await
+        .unwrap();
+    let before = rows(&browser, "tr[data-deploy]").await;
+    let render = &sandbox.printed["render"];
+    let triggered = http()
+        .post(format!(
+            "{render}/v1/services/srv-sandbox-production/deploys"
+        ))
+        .bearer_auth(&sandbox.printed["render-api-key"])
+        .json(&serde_json::json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(triggered.status(), 201);
+    let mut after = before;
+    for _ in 0..150 {
+        after = rows(&browser, "tr[data-deploy]").await;
+        if after > before {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(after, before + 1, "the new deploy shows up");
+    let same_page = browser
+        .execute("return window.__same_page === true;", vec![])
+        .await
+        .unwrap();
+    assert_eq!(same_page, serde_json::json!(true), "without a reload");
 }

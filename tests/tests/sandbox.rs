@@ -137,3 +137,60 @@ async fn without_the_panel_the_simulators_serve_a_seeded_history_that_a_seed_rep
         .unwrap();
     assert_eq!(refused.status(), 401);
 }
+
+/// `X-Hub-Signature-256` for `body`, computed here independently.
+fn github_signature(secret: &str, body: &[u8]) -> String {
+    use hmac::Mac;
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+    mac.update(body);
+    let bytes = mac.finalize().into_bytes();
+    format!(
+        "sha256={}",
+        bytes.iter().map(|b| format!("{b:02x}")).collect::<String>()
+    )
+}
+
+#[tokio::test]
+async fn the_panels_github_webhook_refuses_bad_signatures_and_takes_a_delivery_once() {
+    let dir = TempDir::new("sandbox-webhooks");
+    let (_sandbox, printed) = start(&dir, &[]).await;
+    let env = std::fs::read_to_string(&printed["env"]).unwrap();
+    let secret = env
+        .lines()
+        .find_map(|l| l.strip_prefix("GITHUB_WEBHOOK_SECRET="))
+        .unwrap()
+        .to_owned();
+    let url = format!("{}/webhooks/github", printed["panel"]);
+    let body =
+        br#"{"ref": "refs/heads/main", "after": "0000000000000000000000000000000000000000"}"#;
+    let send = |signature: Option<String>, id: &'static str| {
+        let mut request = http()
+            .post(&url)
+            .header("X-GitHub-Event", "push")
+            .header("X-GitHub-Delivery", id)
+            .header("Content-Type", "application/json")
+            .body(body.to_vec());
+        if let Some(signature) = signature {
+            request = request.header("X-Hub-Signature-256", signature);
+        }
+        async move { request.send().await.unwrap().status().as_u16() }
+    };
+    assert_eq!(
+        send(Some(github_signature("not the secret", body)), "d-1").await,
+        401
+    );
+    assert_eq!(send(None, "d-1").await, 401);
+    assert_eq!(send(Some("sha1=abc".into()), "d-1").await, 401);
+    assert_eq!(
+        send(Some(github_signature(&secret, body)), "d-1").await,
+        202,
+        "the id was not used up by refusals"
+    );
+    for _ in 0..9 {
+        assert_eq!(
+            send(Some(github_signature(&secret, body)), "d-1").await,
+            200,
+            "a redelivery is not processed again"
+        );
+    }
+}

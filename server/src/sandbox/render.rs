@@ -246,6 +246,9 @@ impl RenderSim {
             .filter(|key| !key.is_empty())
             .ok_or(InvalidWebhookSecret)?;
         let mut world = self.world();
+        // What happened before now is history, not news: record it first,
+        // so it is not delivered to the new target.
+        world.advance(now());
         world.webhook = Some(WebhookTarget {
             url: url.to_owned(),
             key,

@@ -65,27 +65,33 @@ macro_rules! sync_queries {
             type P = sqlx::Pool<$db>;
 
             pub async fn upsert_commits(pool: &P, commits: &[CommitRecord]) -> Result<(), StoreError> {
-                let mut tx = pool.begin().await?;
+                // A commit's migrations, once read, are kept when the same
+                // commit is written again without them. Read before the
+                // write transaction: on SQLite a reader that turns writer
+                // inside a transaction fails at once when another writes.
+                let mut records = Vec::with_capacity(commits.len());
                 for c in commits {
-                    // A commit's migrations, once read, are kept when the
-                    // same commit is written again without them.
                     let mut record = c.clone();
                     if record.migrations.is_none() {
                         let old: Option<String> = sqlx::query_scalar("SELECT data FROM commits WHERE sha = $1")
                             .bind(&c.sha)
-                            .fetch_optional(&mut *tx)
+                            .fetch_optional(pool)
                             .await?;
                         if let Some(old) = old {
                             record.migrations = from_json::<CommitRecord>(&old)?.migrations;
                         }
                     }
+                    records.push(record);
+                }
+                let mut tx = pool.begin().await?;
+                for record in &records {
                     sqlx::query(
                         "INSERT INTO commits (sha, committed_at, data) VALUES ($1, $2, $3) \
                          ON CONFLICT (sha) DO UPDATE SET committed_at = excluded.committed_at, data = excluded.data",
                     )
                     .bind(&record.sha)
                     .bind(store_time(record.committed_at))
-                    .bind(to_json(&record)?)
+                    .bind(to_json(record)?)
                     .execute(&mut *tx)
                     .await?;
                 }

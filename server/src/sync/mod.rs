@@ -219,22 +219,12 @@ impl Syncer {
         let mut failures: u32 = 0;
         loop {
             let report = self.pass(&env).await;
-            let delay = if report.failed.is_empty() {
-                failures = 0;
-                interval
+            failures = if report.failed.is_empty() {
+                0
             } else {
-                failures = failures.saturating_add(1);
-                let backoff = interval
-                    .saturating_mul(2u32.saturating_pow(failures.min(10)))
-                    .min(max_backoff);
-                let wait = report
-                    .failed
-                    .iter()
-                    .filter_map(|(_, f)| f.retry_after)
-                    .max()
-                    .unwrap_or_default();
-                backoff.max(wait)
+                failures.saturating_add(1)
             };
+            let delay = next_delay(interval, max_backoff, failures, &report);
             tokio::select! {
                 _ = tokio::time::sleep(delay) => {}
                 _ = notify.notified() => {}
@@ -443,6 +433,31 @@ impl Syncer {
         }
         Ok(changed)
     }
+}
+
+/// How long the loop waits after a pass: the interval while all is well;
+/// after `failures` failing passes in a row, the interval doubled that many
+/// times (at most `max_backoff`), and never less than a rate limit asks.
+pub fn next_delay(
+    interval: Duration,
+    max_backoff: Duration,
+    failures: u32,
+    report: &PassReport,
+) -> Duration {
+    if failures == 0 {
+        return interval;
+    }
+    let backoff = interval
+        .saturating_mul(2u32.saturating_pow(failures.min(16)))
+        .min(max_backoff)
+        .max(interval);
+    let asked = report
+        .failed
+        .iter()
+        .filter_map(|(_, f)| f.retry_after)
+        .max()
+        .unwrap_or_default();
+    backoff.max(asked)
 }
 
 fn deploy_record(env: &EnvironmentConfig, d: &Deploy) -> DeployRecord {

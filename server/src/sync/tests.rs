@@ -527,3 +527,33 @@ mod webhooks {
         ));
     }
 }
+
+#[test]
+fn polling_backs_off_while_failing_waits_for_rate_limits_and_recovers() {
+    let interval = Duration::from_secs(30);
+    let max = Duration::from_secs(600);
+    let failed = |retry_after| PassReport {
+        changed: vec![],
+        failed: vec![(
+            RENDER_DEPLOYS,
+            Failure {
+                reason: "Render answered 503".into(),
+                retry_after,
+            },
+        )],
+    };
+    let delays: Vec<u64> = (1..=6)
+        .map(|n| next_delay(interval, max, n, &failed(None)).as_secs())
+        .collect();
+    assert_eq!(delays, [60, 120, 240, 480, 600, 600]);
+    assert_eq!(
+        next_delay(interval, max, 1, &failed(Some(Duration::from_secs(900)))),
+        Duration::from_secs(900),
+        "a rate limit's reset wins over the back-off"
+    );
+    assert_eq!(
+        next_delay(interval, max, 0, &PassReport::default()),
+        interval,
+        "recovered"
+    );
+}
