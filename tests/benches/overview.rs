@@ -113,8 +113,7 @@ async fn main() {
     let overview = load(format!("{}/", sandbox.panel()), Some(cookie.clone())).await;
     let baseline = load(bare_url, None).await;
     println!(
-        "flightdeck overview benchmark ({} = {})",
-        "binary",
+        "flightdeck overview benchmark (binary = {})",
         flightdeck_tests::binary().display()
     );
     report("GET / (overview, SSR)", &overview);
