@@ -13,8 +13,10 @@ use app::model::{
     EnvironmentPage, EnvironmentView, MigrationsView, Overview, ReleaseView, Role, RunView,
 };
 
-/// How many deploys a timeline or the overview looks at.
+/// How many deploys a timeline looks at, and the overview (which needs
+/// only the live release and the last good one before it).
 const RELEASES: i64 = 100;
+const OVERVIEW_RELEASES: i64 = 20;
 const RUNS: i64 = 100;
 
 impl ControlPlane {
@@ -37,8 +39,12 @@ impl ControlPlane {
     }
 
     /// The environment's releases, newest first.
-    async fn releases_of(&self, env: &EnvironmentConfig) -> Result<Vec<Release>, ControlError> {
-        let deploys = self.store.deploys(env.name.as_str(), RELEASES).await?;
+    async fn releases_of(
+        &self,
+        env: &EnvironmentConfig,
+        limit: i64,
+    ) -> Result<Vec<Release>, ControlError> {
+        let deploys = self.store.deploys(env.name.as_str(), limit).await?;
         let mut shas: Vec<String> = deploys.iter().map(|d| d.commit_sha.clone()).collect();
         shas.sort();
         shas.dedup();
@@ -90,12 +96,12 @@ impl ControlPlane {
         let mut environments = Vec::new();
         for summary in self.environment_summaries() {
             let env = self.environment(&summary.name)?;
-            let releases = self.releases_of(env).await?;
+            let releases = self.releases_of(env, OVERVIEW_RELEASES).await?;
             let live = releases.iter().find(|r| r.is_live);
             let db = self.store.database_state(&summary.name).await?;
             let branch_head_run = self
                 .store
-                .runs_on_branch(&env.branch, 20)
+                .runs_on_branch(&env.branch, 5)
                 .await?
                 .into_iter()
                 .find(|r| r.workflow_file == env.deploy_workflow);
@@ -121,16 +127,7 @@ impl ControlPlane {
         meta: &RequestMeta,
         env: &str,
     ) -> Result<EnvironmentPage<Vec<ReleaseView>>, ControlError> {
-        let links = self.links();
-        self.page(actor, meta, "releases.view", env, async |config| {
-            Ok(self
-                .releases_of(config)
-                .await?
-                .iter()
-                .map(|r| views::release_view(r, &links))
-                .collect())
-        })
-        .await
+        self.release_page(actor, meta, "releases.view", env).await
     }
 
     /// The deploys of one environment, newest first (the same records as
@@ -141,10 +138,20 @@ impl ControlPlane {
         meta: &RequestMeta,
         env: &str,
     ) -> Result<EnvironmentPage<Vec<ReleaseView>>, ControlError> {
+        self.release_page(actor, meta, "deploys.view", env).await
+    }
+
+    async fn release_page(
+        &self,
+        actor: &Actor,
+        meta: &RequestMeta,
+        action: &str,
+        env: &str,
+    ) -> Result<EnvironmentPage<Vec<ReleaseView>>, ControlError> {
         let links = self.links();
-        self.page(actor, meta, "deploys.view", env, async |config| {
+        self.page(actor, meta, action, env, async |config| {
             Ok(self
-                .releases_of(config)
+                .releases_of(config, RELEASES)
                 .await?
                 .iter()
                 .map(|r| views::release_view(r, &links))
@@ -206,7 +213,7 @@ impl ControlPlane {
         env: &str,
     ) -> Result<EnvironmentPage<MigrationsView>, ControlError> {
         self.page(actor, meta, "migrations.view", env, async |config| {
-            let releases = self.releases_of(config).await?;
+            let releases = self.releases_of(config, RELEASES).await?;
             let db = self.store.database_state(config.name.as_str()).await?;
             let live = releases
                 .iter()

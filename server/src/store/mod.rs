@@ -75,6 +75,9 @@ impl Store {
             let options = SqliteConnectOptions::from_str(url)?
                 .create_if_missing(true)
                 .journal_mode(SqliteJournalMode::Wal)
+                // The usual pairing with WAL: no corruption on a crash; a
+                // power cut may lose the last commits, never half of one.
+                .synchronous(sqlx::sqlite::SqliteSynchronous::Normal)
                 .foreign_keys(true)
                 // Appends to the audit chain queue on the write lock; give them time.
                 .busy_timeout(Duration::from_secs(30));
