@@ -9,6 +9,7 @@ pub mod control;
 pub mod identity;
 pub mod integrations;
 pub mod releases;
+pub mod rollback;
 pub mod sandbox;
 pub mod signatures;
 pub mod store;
