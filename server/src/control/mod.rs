@@ -34,11 +34,18 @@ pub enum ControlError {
 pub struct ControlPlane {
     store: Store,
     config: Arc<Config>,
+    /// The overview's environments, built from the synced data of one
+    /// `data_version`; rebuilt when the sync has written since.
+    overview_cache: Arc<std::sync::Mutex<Option<(i64, Vec<app::model::EnvironmentView>)>>>,
 }
 
 impl ControlPlane {
     pub fn new(store: Store, config: Arc<Config>) -> Self {
-        Self { store, config }
+        Self {
+            store,
+            config,
+            overview_cache: Arc::default(),
+        }
     }
 
     pub fn store(&self) -> &Store {

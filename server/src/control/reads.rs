@@ -91,6 +91,33 @@ impl ControlPlane {
     ) -> Result<Overview, ControlError> {
         self.require(actor, Role::Viewer, "overview.view", meta)
             .await?;
+        let version = self.store.data_version().await?;
+        let cached = self
+            .overview_cache
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+            .filter(|(v, _)| *v == version)
+            .map(|(_, environments)| environments.clone());
+        let environments = match cached {
+            Some(environments) => environments,
+            None => {
+                let environments = self.environment_views().await?;
+                *self
+                    .overview_cache
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner()) = Some((version, environments.clone()));
+                environments
+            }
+        };
+        Ok(Overview {
+            viewer: viewer_of(actor),
+            environments,
+        })
+    }
+
+    /// The overview's environments, from the store.
+    async fn environment_views(&self) -> Result<Vec<EnvironmentView>, ControlError> {
         let states = self.store.sync_states().await?;
         let links = self.links();
         let mut environments = Vec::new();
@@ -114,10 +141,7 @@ impl ControlPlane {
                 summary,
             });
         }
-        Ok(Overview {
-            viewer: viewer_of(actor),
-            environments,
-        })
+        Ok(environments)
     }
 
     /// The release timeline of one environment, newest first.

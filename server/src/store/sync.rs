@@ -284,7 +284,16 @@ macro_rules! sync_queries {
                 }
                 .execute(pool)
                 .await?;
+                sqlx::query("UPDATE data_version SET version = version + 1 WHERE id = 1")
+                    .execute(pool)
+                    .await?;
                 Ok(())
+            }
+
+            pub async fn data_version(pool: &P) -> Result<i64, StoreError> {
+                Ok(sqlx::query_scalar("SELECT version FROM data_version WHERE id = 1")
+                    .fetch_one(pool)
+                    .await?)
             }
 
             pub async fn record_delivery(pool: &P, source: &str, id: &str) -> Result<bool, StoreError> {
@@ -382,7 +391,8 @@ impl Store {
     }
 
     /// Records one sync attempt: `Ok(etag)` a success (keeping the old ETag
-    /// when None), `Err(reason)` a failure in plain words.
+    /// when None), `Err(reason)` a failure in plain words. Called after the
+    /// source's data is written, it also bumps [`Store::data_version`].
     pub async fn record_sync(
         &self,
         environment: &str,
@@ -390,6 +400,11 @@ impl Store {
         outcome: Result<Option<&str>, &str>,
     ) -> Result<(), StoreError> {
         on_pool!(self, record_sync(environment, source, outcome))
+    }
+
+    /// A number that changes after every sync write (see `record_sync`).
+    pub async fn data_version(&self) -> Result<i64, StoreError> {
+        on_pool!(self, data_version())
     }
 
     /// Marks a webhook delivery handled; false when it already was.

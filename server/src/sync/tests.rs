@@ -297,12 +297,32 @@ async fn a_deploy_triggered_upstream_shows_after_the_next_pass() {
         world::RENDER_KEY.to_owned(),
     )
     .unwrap();
+    let control = ControlPlane::new(s.store.store.clone(), s.config.clone());
+    let live = async || {
+        control
+            .overview(&Actor::system("test"), &RequestMeta::default())
+            .await
+            .unwrap()
+            .environments[0]
+            .live
+            .as_ref()
+            .map(|r| r.deploy_id.clone())
+    };
+    let live_before = live().await;
+    assert_eq!(live().await, live_before, "served from the cache");
     render
         .trigger_deploy("srv-sandbox-production", None, false)
         .await
         .unwrap();
+    // Quick speeds: built and live within a fraction of a second.
+    tokio::time::sleep(Duration::from_millis(600)).await;
     s.changes.lock().unwrap().clear();
     s.syncer.pass(production).await;
+    assert_ne!(
+        live().await,
+        live_before,
+        "the overview's cache follows the sync's writes"
+    );
     assert_eq!(
         s.store
             .store
