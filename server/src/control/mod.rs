@@ -36,8 +36,11 @@ pub struct ControlPlane {
     config: Arc<Config>,
     /// The overview's environments, built from the synced data of one
     /// `data_version`; rebuilt when the sync has written since.
-    overview_cache: Arc<std::sync::Mutex<Option<(i64, Vec<app::model::EnvironmentView>)>>>,
+    overview_cache: Arc<std::sync::Mutex<Option<CachedEnvironments>>>,
 }
+
+/// The overview's environments and the `data_version` they were built at.
+type CachedEnvironments = (i64, Vec<app::model::EnvironmentView>);
 
 impl ControlPlane {
     pub fn new(store: Store, config: Arc<Config>) -> Self {
