@@ -104,6 +104,11 @@ impl NewEvent {
         self
     }
 
+    pub fn environment(mut self, environment: impl Into<String>) -> Self {
+        self.environment = Some(environment.into());
+        self
+    }
+
     pub fn params(mut self, params: Value) -> Self {
         self.params = redact(params);
         self

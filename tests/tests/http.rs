@@ -402,3 +402,153 @@ async fn an_anonymous_api_call_is_401_and_audited() {
     );
     assert_eq!(last.target.as_deref(), Some("/api/v1/environments"));
 }
+
+#[tokio::test]
+async fn a_lock_closes_the_gate_until_a_lead_unlocks_it_with_a_note() {
+    let setup = Setup::new("http-lock", "");
+    let viewer = setup.add_user("vic", "viewer").await;
+    let deployer = setup.add_user("dee", "deployer").await;
+    let lead = setup.add_user("lee", "lead").await;
+    let panel = setup.serve().await;
+    let viewer = session_for(&panel, "vic", &viewer).await;
+    let deployer = session_for(&panel, "dee", &deployer).await;
+    let lead = session_for(&panel, "lee", &lead).await;
+
+    let call =
+        |method: reqwest::Method, path: &str, cookie: &str, body: Option<serde_json::Value>| {
+            let mut request = http()
+                .request(method, panel.at(path))
+                .header("Origin", &panel.url)
+                .header("Cookie", cookie);
+            if let Some(body) = body {
+                request = request.json(&body);
+            }
+            async move {
+                let response = request.send().await.unwrap();
+                let status = response.status().as_u16();
+                let body: serde_json::Value =
+                    response.json().await.unwrap_or(serde_json::Value::Null);
+                (status, body)
+            }
+        };
+    let lock = "/api/v1/environments/production/lock";
+    let gate = "/api/v1/environments/production/gate?sha=abc123";
+    use reqwest::Method;
+
+    assert_eq!(
+        call(Method::GET, gate, &viewer, None).await,
+        (200, serde_json::json!({"allowed": true}))
+    );
+    let (status, body) = call(
+        Method::PUT,
+        lock,
+        &viewer,
+        Some(serde_json::json!({"reason": "x"})),
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (403, Some("forbidden"))
+    );
+    let (status, _) = call(
+        Method::PUT,
+        lock,
+        &deployer,
+        Some(serde_json::json!({"reason": "  "})),
+    )
+    .await;
+    assert_eq!(status, 422, "a lock needs a reason");
+    let (status, body) = call(
+        Method::PUT,
+        lock,
+        &deployer,
+        Some(serde_json::json!({"reason": "rolled back: 500s on /upload"})),
+    )
+    .await;
+    assert_eq!((status, body["locked_by"].as_str()), (200, Some("dee")));
+    let (status, body) = call(
+        Method::PUT,
+        lock,
+        &lead,
+        Some(serde_json::json!({"reason": "again"})),
+    )
+    .await;
+    assert_eq!(status, 409);
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("rolled back: 500s on /upload"),
+        "{body}"
+    );
+
+    let (status, body) = call(Method::GET, gate, &viewer, None).await;
+    assert_eq!((status, &body["allowed"]), (423, &serde_json::json!(false)));
+    assert!(
+        body["reason"].as_str().unwrap().contains("abc123"),
+        "{body}"
+    );
+
+    let (status, _) = call(
+        Method::DELETE,
+        lock,
+        &deployer,
+        Some(serde_json::json!({"note": "fixed"})),
+    )
+    .await;
+    assert_eq!(status, 403, "only a lead unlocks");
+    let (status, _) = call(
+        Method::DELETE,
+        lock,
+        &lead,
+        Some(serde_json::json!({"note": ""})),
+    )
+    .await;
+    assert_eq!(status, 422, "an unlock needs a note");
+    let (status, _) = call(
+        Method::DELETE,
+        lock,
+        &lead,
+        Some(serde_json::json!({"note": "hotfix deployed, smoke green"})),
+    )
+    .await;
+    assert_eq!(status, 204);
+    assert_eq!(call(Method::GET, gate, &viewer, None).await.0, 200);
+    let (status, _) = call(
+        Method::DELETE,
+        lock,
+        &lead,
+        Some(serde_json::json!({"note": "again"})),
+    )
+    .await;
+    assert_eq!(status, 409, "nothing to unlock");
+    assert_eq!(
+        call(
+            Method::GET,
+            "/api/v1/environments/nowhere/gate",
+            &viewer,
+            None
+        )
+        .await
+        .0,
+        404
+    );
+
+    let trail: Vec<String> = setup
+        .audit()
+        .await
+        .into_iter()
+        .filter(|r| r.action.starts_with("environment."))
+        .map(|r| format!("{} {} {}", r.action, r.outcome, r.actor_name))
+        .collect();
+    assert_eq!(
+        trail,
+        [
+            "environment.lock denied vic",
+            "environment.lock succeeded dee",
+            "environment.lock denied lee",
+            "environment.unlock denied dee",
+            "environment.unlock succeeded lee",
+        ]
+    );
+}

@@ -30,7 +30,7 @@ impl ControlPlane {
         }
     }
 
-    fn environment(&self, name: &str) -> Result<&EnvironmentConfig, ControlError> {
+    pub(super) fn environment(&self, name: &str) -> Result<&EnvironmentConfig, ControlError> {
         self.config
             .environments
             .iter()

@@ -4,6 +4,7 @@
 //! both speak `$1` placeholders, `RETURNING` and `ON CONFLICT`. Only the
 //! schema (triggers, serial types) differs, in `migrations/<backend>/`.
 
+pub mod locks;
 mod queries;
 mod sessions;
 pub mod sync;

@@ -325,3 +325,33 @@ mod sync_tables {
         };
     }
 }
+
+/// Locks: one per environment, enforced by the database, each change audited
+/// in the same transaction.
+mod environment_locks {
+    use super::*;
+
+    on_both_backends! {
+        one_lock_per_environment_and_each_change_is_audited => async |t: &TestStore| {
+            let s = &t.store;
+            let before = s.audit_head_seq().await.unwrap();
+            let lock = s.lock_environment("production", "rolled back", "dee", &event("environment.lock")).await.unwrap();
+            assert_eq!((lock.reason.as_str(), lock.locked_by.as_str()), ("rolled back", "dee"));
+            // Twenty lockers at once: the database lets none of them in.
+            let again = event("environment.lock");
+            let attempts = (0..20).map(|_| s.lock_environment("production", "again", "lee", &again));
+            for result in futures_util::future::join_all(attempts).await {
+                assert!(matches!(result, Err(StoreError::Duplicate)), "{result:?}");
+            }
+            assert!(s.lock_environment("staging", "other env", "dee", &event("environment.lock")).await.is_ok());
+            assert_eq!(s.environment_lock("production").await.unwrap(), Some(lock));
+            s.unlock_environment("production", &event("environment.unlock")).await.unwrap();
+            assert!(matches!(s.unlock_environment("production", &event("environment.unlock")).await, Err(StoreError::NotFound)));
+            assert!(s.environment_lock("production").await.unwrap().is_none());
+            // The lock, staging's lock and the unlock: the refused and the
+            // no-op calls rolled their audit rows back with them.
+            assert_eq!(s.audit_head_seq().await.unwrap(), before + 3);
+            assert!(matches!(s.verify_audit().await.unwrap(), Verdict::Intact { .. }));
+        };
+    }
+}

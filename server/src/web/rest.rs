@@ -3,7 +3,7 @@
 
 use super::{AppState, Caller};
 use crate::control::ControlError;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Extension, Json, Router};
@@ -18,6 +18,11 @@ pub(crate) fn router() -> Router<AppState> {
         .route("/environments/{env}/runs", get(runs))
         .route("/environments/{env}/deploys", get(deploys))
         .route("/environments/{env}/migrations", get(migrations))
+        .route(
+            "/environments/{env}/lock",
+            axum::routing::put(lock).delete(unlock),
+        )
+        .route("/environments/{env}/gate", get(gate))
         .fallback(not_found)
 }
 
@@ -146,4 +151,72 @@ async fn migrations(
 
 async fn not_found() -> Response {
     error_response(StatusCode::NOT_FOUND, "not_found", "no such endpoint")
+}
+
+#[derive(serde::Deserialize)]
+struct LockBody {
+    reason: String,
+}
+
+#[derive(serde::Deserialize)]
+struct UnlockBody {
+    note: String,
+}
+
+#[derive(serde::Deserialize)]
+struct GateQuery {
+    #[serde(default)]
+    sha: String,
+}
+
+/// `PUT /environments/{env}/lock {"reason"}`: 200 with the lock; 409 when
+/// it is already locked.
+async fn lock(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(env): Path<String>,
+    Json(body): Json<LockBody>,
+) -> Result<Response, ApiError> {
+    let actor = actor(&state, &caller, &format!("/api/v1/environments/{env}/lock")).await?;
+    let lock = state
+        .control
+        .lock_environment(&actor, &caller.meta, &env, &body.reason)
+        .await?;
+    Ok(Json(lock).into_response())
+}
+
+/// `DELETE /environments/{env}/lock {"note"}`: 204; leads only.
+async fn unlock(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(env): Path<String>,
+    Json(body): Json<UnlockBody>,
+) -> Result<Response, ApiError> {
+    let actor = actor(&state, &caller, &format!("/api/v1/environments/{env}/lock")).await?;
+    state
+        .control
+        .unlock_environment(&actor, &caller.meta, &env, &body.note)
+        .await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// `GET /environments/{env}/gate?sha=`: 200 `{"allowed": true}`, or 423
+/// `{"allowed": false, "reason"}` while the environment is locked.
+async fn gate(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(env): Path<String>,
+    Query(query): Query<GateQuery>,
+) -> Result<Response, ApiError> {
+    let actor = actor(&state, &caller, &format!("/api/v1/environments/{env}/gate")).await?;
+    let gate = state
+        .control
+        .gate(&actor, &caller.meta, &env, &query.sha)
+        .await?;
+    let status = if gate.allowed {
+        StatusCode::OK
+    } else {
+        StatusCode::LOCKED
+    };
+    Ok((status, Json(gate)).into_response())
 }
