@@ -51,6 +51,12 @@ fn root() -> PathBuf {
         .to_owned()
 }
 
+/// Where cargo-leptos puts the site: `site-root` in Cargo.toml is
+/// `target/site` under the workspace, whatever CARGO_TARGET_DIR says.
+fn site_root() -> PathBuf {
+    root().join("target/site")
+}
+
 fn target_dir() -> PathBuf {
     env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
@@ -205,7 +211,7 @@ fn run(extra: &[String]) -> Result<(), String> {
     status(command("cargo").args(["leptos", "build", "--release"]))?;
     let binary = target_dir().join("release/flightdeck");
     let mut cmd = command(binary.to_str().ok_or("the target path is not UTF-8")?);
-    cmd.env("FLIGHTDECK_SITE_ROOT", target_dir().join("site"))
+    cmd.env("FLIGHTDECK_SITE_ROOT", site_root())
         .arg("sandbox")
         .args(extra.iter().filter(|a| *a != "--"));
     status(&mut cmd)
@@ -219,7 +225,7 @@ fn bench() -> Result<(), String> {
     status(
         command("cargo")
             .args(["bench", "-p", "flightdeck-tests", "--bench", "overview"])
-            .env("FLIGHTDECK_SITE_ROOT", target_dir().join("site"))
+            .env("FLIGHTDECK_SITE_ROOT", site_root())
             .env("FLIGHTDECK_BIN", target_dir().join("release/flightdeck")),
     )
 }
@@ -241,7 +247,7 @@ fn test(extra: &[String]) -> Result<(), String> {
             .args(["test", "--no-fail-fast"])
             .args(extra.iter().filter(|a| *a != "--"))
             .env("RUSTFLAGS", rustflags)
-            .env("FLIGHTDECK_SITE_ROOT", target_dir().join("site"))
+            .env("FLIGHTDECK_SITE_ROOT", site_root())
             .env("FLIGHTDECK_BIN", target_dir().join("debug/flightdeck"))
             .env("FLIGHTDECK_ALEMBIC", alembic_venv().join("bin/alembic")),
     )
