@@ -2,7 +2,7 @@
 //! the same transaction, and the primary key makes a second lock fail, on
 //! one panel or several sharing a PostgreSQL store.
 
-use super::{Pool, Store, StoreError};
+use super::{Store, StoreError};
 use crate::audit::NewEvent;
 use serde::Serialize;
 
@@ -76,15 +76,6 @@ macro_rules! lock_queries {
 lock_queries!(sqlite, sqlx::Sqlite);
 lock_queries!(postgres, sqlx::Postgres);
 
-macro_rules! on_pool {
-    ($self:expr, $f:ident ( $($arg:expr),* )) => {
-        match &$self.pool {
-            Pool::Sqlite(pool) => sqlite::$f(pool $(, $arg)*).await,
-            Pool::Postgres(pool) => postgres::$f(pool $(, $arg)*).await,
-        }
-    };
-}
-
 impl Store {
     /// Locks `environment`; [`StoreError::Duplicate`] when it already is.
     /// The audit event is written in the same transaction.
@@ -95,7 +86,7 @@ impl Store {
         by: &str,
         event: &NewEvent,
     ) -> Result<LockRow, StoreError> {
-        on_pool!(self, lock(environment, reason, by, event))
+        dispatch!(self, locks => lock(environment, reason, by, event))
     }
 
     /// Unlocks `environment`; [`StoreError::NotFound`] when it is not locked.
@@ -104,10 +95,10 @@ impl Store {
         environment: &str,
         event: &NewEvent,
     ) -> Result<(), StoreError> {
-        on_pool!(self, unlock(environment, event))
+        dispatch!(self, locks => unlock(environment, event))
     }
 
     pub async fn environment_lock(&self, environment: &str) -> Result<Option<LockRow>, StoreError> {
-        on_pool!(self, lock_of(environment))
+        dispatch!(self, locks => lock_of(environment))
     }
 }

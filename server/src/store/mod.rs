@@ -4,6 +4,20 @@
 //! both speak `$1` placeholders, `RETURNING` and `ON CONFLICT`. Only the
 //! schema (triggers, serial types) differs, in `migrations/<backend>/`.
 
+/// Calls the same-named function of the backend module that matches the
+/// pool: in [`queries`], or in the named module's `sqlite` / `postgres`.
+macro_rules! dispatch {
+    ($self:expr, $f:ident ( $($arg:expr),* )) => {
+        dispatch!($self, queries => $f($($arg),*))
+    };
+    ($self:expr, $module:ident => $f:ident ( $($arg:expr),* )) => {
+        match &$self.pool {
+            $crate::store::Pool::Sqlite(pool) => $crate::store::$module::sqlite::$f(pool $(, $arg)*).await,
+            $crate::store::Pool::Postgres(pool) => $crate::store::$module::postgres::$f(pool $(, $arg)*).await,
+        }
+    };
+}
+
 pub mod locks;
 mod queries;
 mod sessions;
@@ -57,16 +71,6 @@ pub(crate) enum Pool {
 #[derive(Clone, Debug)]
 pub struct Store {
     pub(crate) pool: Pool,
-}
-
-/// Calls the same-named function of the backend module that matches the pool.
-macro_rules! dispatch {
-    ($self:expr, $f:ident ( $($arg:expr),* )) => {
-        match &$self.pool {
-            Pool::Sqlite(pool) => queries::sqlite::$f(pool $(, $arg)*).await,
-            Pool::Postgres(pool) => queries::postgres::$f(pool $(, $arg)*).await,
-        }
-    };
 }
 
 impl Store {

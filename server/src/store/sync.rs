@@ -3,7 +3,7 @@
 //! last success, last failure) and the webhook deliveries already handled.
 //! Records are stored whole as JSON beside the columns queries use.
 
-use super::{Pool, Store, StoreError};
+use super::{Store, StoreError};
 use crate::releases::{CommitRecord, DeployRecord, RunRecord};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
@@ -315,26 +315,17 @@ macro_rules! sync_queries {
 sync_queries!(sqlite, sqlx::Sqlite);
 sync_queries!(postgres, sqlx::Postgres);
 
-macro_rules! on_pool {
-    ($self:expr, $f:ident ( $($arg:expr),* )) => {
-        match &$self.pool {
-            Pool::Sqlite(pool) => sqlite::$f(pool $(, $arg)*).await,
-            Pool::Postgres(pool) => postgres::$f(pool $(, $arg)*).await,
-        }
-    };
-}
-
 impl Store {
     pub async fn upsert_commits(&self, commits: &[CommitRecord]) -> Result<(), StoreError> {
-        on_pool!(self, upsert_commits(commits))
+        dispatch!(self, sync => upsert_commits(commits))
     }
 
     pub async fn commits_by_sha(&self, shas: &[String]) -> Result<Vec<CommitRecord>, StoreError> {
-        on_pool!(self, commits_by_sha(shas))
+        dispatch!(self, sync => commits_by_sha(shas))
     }
 
     pub async fn upsert_runs(&self, runs: &[RunRecord]) -> Result<(), StoreError> {
-        on_pool!(self, upsert_runs(runs))
+        dispatch!(self, sync => upsert_runs(runs))
     }
 
     /// A branch's runs (all workflows), newest first.
@@ -343,19 +334,19 @@ impl Store {
         branch: &str,
         limit: i64,
     ) -> Result<Vec<RunRecord>, StoreError> {
-        on_pool!(self, runs_on_branch(branch, limit))
+        dispatch!(self, sync => runs_on_branch(branch, limit))
     }
 
     pub async fn runs_for_shas(&self, shas: &[String]) -> Result<Vec<RunRecord>, StoreError> {
-        on_pool!(self, runs_for_shas(shas))
+        dispatch!(self, sync => runs_for_shas(shas))
     }
 
     pub async fn run(&self, id: u64) -> Result<Option<RunRecord>, StoreError> {
-        on_pool!(self, run(id))
+        dispatch!(self, sync => run(id))
     }
 
     pub async fn upsert_deploys(&self, deploys: &[DeployRecord]) -> Result<(), StoreError> {
-        on_pool!(self, upsert_deploys(deploys))
+        dispatch!(self, sync => upsert_deploys(deploys))
     }
 
     /// An environment's deploys, newest first.
@@ -364,11 +355,11 @@ impl Store {
         environment: &str,
         limit: i64,
     ) -> Result<Vec<DeployRecord>, StoreError> {
-        on_pool!(self, deploys(environment, limit))
+        dispatch!(self, sync => deploys(environment, limit))
     }
 
     pub async fn deploy(&self, id: &str) -> Result<Option<DeployRecord>, StoreError> {
-        on_pool!(self, deploy(id))
+        dispatch!(self, sync => deploy(id))
     }
 
     pub async fn set_database_state(
@@ -376,18 +367,18 @@ impl Store {
         environment: &str,
         versions: &[String],
     ) -> Result<(), StoreError> {
-        on_pool!(self, set_database_state(environment, versions))
+        dispatch!(self, sync => set_database_state(environment, versions))
     }
 
     pub async fn database_state(
         &self,
         environment: &str,
     ) -> Result<Option<DatabaseState>, StoreError> {
-        on_pool!(self, database_state(environment))
+        dispatch!(self, sync => database_state(environment))
     }
 
     pub async fn sync_states(&self) -> Result<Vec<SyncState>, StoreError> {
-        on_pool!(self, sync_states())
+        dispatch!(self, sync => sync_states())
     }
 
     /// Records one sync attempt: `Ok(etag)` a success (keeping the old ETag
@@ -399,16 +390,16 @@ impl Store {
         source: &str,
         outcome: Result<Option<&str>, &str>,
     ) -> Result<(), StoreError> {
-        on_pool!(self, record_sync(environment, source, outcome))
+        dispatch!(self, sync => record_sync(environment, source, outcome))
     }
 
     /// A number that changes after every sync write (see `record_sync`).
     pub async fn data_version(&self) -> Result<i64, StoreError> {
-        on_pool!(self, data_version())
+        dispatch!(self, sync => data_version())
     }
 
     /// Marks a webhook delivery handled; false when it already was.
     pub async fn record_delivery(&self, source: &str, id: &str) -> Result<bool, StoreError> {
-        on_pool!(self, record_delivery(source, id))
+        dispatch!(self, sync => record_delivery(source, id))
     }
 }
