@@ -42,6 +42,23 @@ pub struct Speeds {
     pub render: render::Timing,
 }
 
+#[cfg(test)]
+impl Speeds {
+    /// Fast enough that a test waits a fraction of a second for a run or a deploy.
+    pub(crate) fn quick() -> Speeds {
+        Speeds {
+            actions: ActionsTiming {
+                queue: std::time::Duration::from_millis(50),
+                step: std::time::Duration::from_millis(50),
+            },
+            render: render::Timing {
+                build: std::time::Duration::from_millis(100),
+                update: std::time::Duration::from_millis(100),
+            },
+        }
+    }
+}
+
 /// Where each environment's target database lives.
 #[derive(Debug, Clone)]
 pub enum Targets {
@@ -492,19 +509,6 @@ mod tests {
     use base64::Engine;
     use serde_json::Value;
 
-    fn quick() -> Speeds {
-        Speeds {
-            actions: ActionsTiming {
-                queue: std::time::Duration::from_millis(50),
-                step: std::time::Duration::from_millis(50),
-            },
-            render: render::Timing {
-                build: std::time::Duration::from_millis(100),
-                update: std::time::Duration::from_millis(100),
-            },
-        }
-    }
-
     struct Dir(std::path::PathBuf);
     impl Drop for Dir {
         fn drop(&mut self) {
@@ -527,7 +531,7 @@ mod tests {
     async fn the_seeded_world_agrees_with_itself_across_github_render_and_the_databases() {
         crate::integrations::install_tls_provider();
         let dir = dir();
-        let world = World::build(5, quick(), Targets::Sqlite(dir.0.clone()))
+        let world = World::build(5, Speeds::quick(), Targets::Sqlite(dir.0.clone()))
             .await
             .unwrap();
         let served = world.serve().await.unwrap();
@@ -643,7 +647,7 @@ mod tests {
     async fn a_dispatched_db_rollback_downgrades_the_target_database_or_fails_the_run() {
         crate::integrations::install_tls_provider();
         let dir = dir();
-        let world = World::build(2, quick(), Targets::Sqlite(dir.0.clone()))
+        let world = World::build(2, Speeds::quick(), Targets::Sqlite(dir.0.clone()))
             .await
             .unwrap();
         let served = world.serve().await.unwrap();
@@ -728,7 +732,7 @@ mod tests {
             server: server.clone(),
             prefix: prefix.clone(),
         };
-        let world = World::build(3, quick(), targets).await.unwrap();
+        let world = World::build(3, Speeds::quick(), targets).await.unwrap();
         let (url, db) = &world.targets["production"];
         assert!(url.ends_with(&format!("/{prefix}_production")), "{url}");
         assert_eq!(
@@ -750,10 +754,10 @@ mod tests {
     #[tokio::test]
     async fn the_same_seed_builds_the_same_repository() {
         let (a, b) = (dir(), dir());
-        let one = World::build(11, quick(), Targets::Sqlite(a.0.clone()))
+        let one = World::build(11, Speeds::quick(), Targets::Sqlite(a.0.clone()))
             .await
             .unwrap();
-        let two = World::build(11, quick(), Targets::Sqlite(b.0.clone()))
+        let two = World::build(11, Speeds::quick(), Targets::Sqlite(b.0.clone()))
             .await
             .unwrap();
         assert_eq!(
@@ -764,7 +768,7 @@ mod tests {
             one.github.branch_head("staging"),
             two.github.branch_head("staging")
         );
-        let other = World::build(12, quick(), Targets::Sqlite(a.0.join("other")))
+        let other = World::build(12, Speeds::quick(), Targets::Sqlite(a.0.join("other")))
             .await
             .unwrap();
         assert_ne!(

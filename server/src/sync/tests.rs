@@ -5,7 +5,6 @@ use crate::audit::RequestMeta;
 use crate::control::ControlPlane;
 use crate::identity::Actor;
 use crate::sandbox::faults::{Fault, FaultKind};
-use crate::sandbox::render::Timing;
 use crate::sandbox::world::{self, Speeds, Targets, World};
 use crate::store::tests::TestStore;
 use std::sync::Mutex;
@@ -25,23 +24,10 @@ impl Drop for Setup {
     }
 }
 
-fn quick() -> Speeds {
-    Speeds {
-        actions: crate::sandbox::github::ActionsTiming {
-            queue: Duration::from_millis(50),
-            step: Duration::from_millis(50),
-        },
-        render: Timing {
-            build: Duration::from_millis(100),
-            update: Duration::from_millis(100),
-        },
-    }
-}
-
 async fn setup(seed: u64) -> Setup {
     crate::integrations::install_tls_provider();
     let dir = std::env::temp_dir().join(format!("fd-sync-{}", crate::identity::random_id()));
-    let world = World::build(seed, quick(), Targets::Sqlite(dir.clone()))
+    let world = World::build(seed, Speeds::quick(), Targets::Sqlite(dir.clone()))
         .await
         .unwrap();
     let served = world.serve().await.unwrap();
