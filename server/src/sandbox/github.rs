@@ -19,8 +19,6 @@ mod git;
 mod shapes;
 mod webhooks;
 
-pub use webhooks::sign;
-
 use super::faults::Faults;
 use axum::body::Body;
 use axum::extract::{FromRequestParts, Request, State};

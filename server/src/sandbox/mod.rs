@@ -5,6 +5,8 @@
 //! `--no-panel` runs only the simulators, for a panel started with `serve`.
 
 pub mod alembic;
+#[cfg(test)]
+pub(crate) mod contract;
 pub mod faults;
 pub mod github;
 pub mod render;

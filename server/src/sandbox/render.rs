@@ -24,7 +24,6 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
-use hmac::{Hmac, Mac};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use std::sync::{Arc, Mutex};
@@ -144,7 +143,8 @@ struct Event {
 #[derive(Debug, Clone)]
 struct WebhookTarget {
     url: String,
-    key: Vec<u8>,
+    /// `whsec_<base64>`, checked when set.
+    secret: String,
 }
 
 #[derive(Debug, Clone)]
@@ -240,7 +240,7 @@ impl RenderSim {
     /// `secret` (`whsec_<base64>`, as Render shows it), by the ticker of
     /// [`RenderSim::spawn`]. Failed deliveries are logged and dropped.
     pub fn set_webhook(&self, url: &str, secret: &str) -> Result<(), InvalidWebhookSecret> {
-        let key = secret
+        secret
             .strip_prefix("whsec_")
             .and_then(|b64| BASE64.decode(b64).ok())
             .filter(|key| !key.is_empty())
@@ -251,7 +251,7 @@ impl RenderSim {
         world.advance(now());
         world.webhook = Some(WebhookTarget {
             url: url.to_owned(),
-            key,
+            secret: secret.to_owned(),
         });
         // Events not yet sent were meant for the previous target.
         world.outbox.clear();
@@ -1176,21 +1176,15 @@ fn webhook_payload(e: &Event, service_name: Option<&str>) -> Vec<u8> {
     serde_json::to_vec(&body).expect("a JSON value always serializes")
 }
 
-/// The Standard Webhooks signature: `v1,` and the base64 HMAC-SHA256 of
-/// `{id}.{timestamp}.{body}` under the secret's decoded key.
-fn sign(key: &[u8], id: &str, timestamp: i64, body: &[u8]) -> String {
-    let mut mac =
-        Hmac::<sha2::Sha256>::new_from_slice(key).expect("HMAC takes a key of any length");
-    mac.update(format!("{id}.{timestamp}.").as_bytes());
-    mac.update(body);
-    format!("v1,{}", BASE64.encode(mac.finalize().into_bytes()))
-}
-
 /// POSTs one webhook; a failure is logged, never retried.
 async fn deliver(http: &reqwest::Client, target: &WebhookTarget, event_id: &str, body: &[u8]) {
     let id = format!("msg_{event_id}");
     let timestamp = now().unix_timestamp();
-    let signature = sign(&target.key, &id, timestamp, body);
+    let Some(signature) = crate::signatures::sign_standard(&target.secret, &id, timestamp, body)
+    else {
+        tracing::warn!(webhook_id = %id, "the webhook secret cannot sign");
+        return;
+    };
     let result = http
         .post(&target.url)
         .header(header::CONTENT_TYPE, "application/json")

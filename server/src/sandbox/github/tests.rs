@@ -4,29 +4,16 @@
 //! real octocrab client pointed at it.
 
 use super::*;
+use crate::sandbox::contract::{nullable_to_json_schema, read_contract, resolve, schema_errors};
 use base64::Engine;
 use serde_json::Value;
 use std::collections::HashSet;
-use std::path::PathBuf;
 use std::sync::OnceLock;
 use std::sync::atomic::AtomicU32;
 
 const TOKEN: &str = "ghp_sandbox_test_token";
 const OWNER: &str = "cuentadesanti";
 const REPO: &str = "data-simulator";
-
-fn contracts_dir() -> PathBuf {
-    std::env::var_os("FLIGHTDECK_CONTRACTS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/contracts"))
-}
-
-fn read_contract(name: &str) -> Value {
-    let path = contracts_dir().join(name);
-    let text = std::fs::read_to_string(&path)
-        .unwrap_or_else(|e| panic!("the contract {} must be readable: {e}", path.display()));
-    serde_json::from_str(&text).unwrap()
-}
 
 /// The REST spec with OpenAPI 3.0's `nullable` turned into JSON Schema.
 fn spec() -> &'static Value {
@@ -36,50 +23,6 @@ fn spec() -> &'static Value {
         nullable_to_json_schema(&mut spec);
         spec
     })
-}
-
-/// `nullable: true` → `"type": [T, "null"]` (and `null` in an `enum`), or
-/// `anyOf: [schema, null]` where the schema has no `type` of its own.
-fn nullable_to_json_schema(value: &mut Value) {
-    match value {
-        Value::Object(map) => {
-            map.values_mut().for_each(nullable_to_json_schema);
-            if map.remove("nullable") != Some(Value::Bool(true)) {
-                return;
-            }
-            match map.get("type").cloned() {
-                Some(Value::String(t)) => {
-                    map.insert("type".into(), json!([t, "null"]));
-                    if let Some(Value::Array(values)) = map.get_mut("enum") {
-                        values.push(Value::Null);
-                    }
-                }
-                _ => {
-                    let inner = Value::Object(std::mem::take(map));
-                    map.insert("anyOf".into(), json!([inner, { "type": "null" }]));
-                }
-            }
-        }
-        Value::Array(items) => items.iter_mut().for_each(nullable_to_json_schema),
-        _ => {}
-    }
-}
-
-fn resolve<'a>(spec: &'a Value, mut node: &'a Value) -> &'a Value {
-    while let Some(pointer) = node.get("$ref").and_then(Value::as_str) {
-        node = spec
-            .pointer(&pointer[1..].replace("~1", "/"))
-            .unwrap_or_else(|| panic!("dangling $ref {pointer}"));
-    }
-    node
-}
-
-fn schema_errors(root: &Value, body: &Value) -> Vec<String> {
-    let validator = jsonschema::draft7::new(root).expect("the contract's schema compiles");
-    validator
-        .iter_errors(body)
-        .map(|e| format!("{e} at {}", e.instance_path()))
-        .collect()
 }
 
 /// Fails unless status, documented headers and body are what the spec
@@ -1696,11 +1639,17 @@ async fn webhook_payloads_match_the_schemas_and_their_signatures_verify() {
         "sha256={}",
         crate::audit::hex(&hmac::Mac::finalize(mac).into_bytes())
     );
-    assert_eq!(sign("It's a Secret to Everybody", &body), independent);
-    assert_ne!(sign("a wrong secret", &body), independent);
+    assert_eq!(
+        crate::signatures::sign_github(b"It's a Secret to Everybody", &body),
+        independent
+    );
+    assert_ne!(
+        crate::signatures::sign_github(b"a wrong secret", &body),
+        independent
+    );
     // GitHub's documented test vector.
     assert_eq!(
-        sign("It's a Secret to Everybody", b"Hello, World!"),
+        crate::signatures::sign_github(b"It's a Secret to Everybody", b"Hello, World!"),
         "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17"
     );
 }

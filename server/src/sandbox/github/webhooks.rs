@@ -5,21 +5,11 @@
 
 use super::shapes::{HOOK_USER, hook_repository, hook_repository_lite, pick, stable_id};
 use super::{GithubSim, Person, WebhookTarget, World, iso};
-use hmac::{Hmac, Mac};
 use serde_json::{Value, json};
 use std::collections::HashSet;
 use std::time::Duration;
 use time::OffsetDateTime;
 use tokio::sync::mpsc;
-
-/// `sha256=` + hex HMAC-SHA256 of `body` keyed with `secret`: the value
-/// of GitHub's `X-Hub-Signature-256` header.
-pub fn sign(secret: &str, body: &[u8]) -> String {
-    let mut mac =
-        Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).expect("HMAC takes any key length");
-    mac.update(body);
-    format!("sha256={}", crate::audit::hex(&mac.finalize().into_bytes()))
-}
 
 /// Something that happened and is worth a delivery.
 #[derive(Debug, Clone)]
@@ -110,7 +100,7 @@ pub(super) fn render_event(
         id: delivery_id(),
         hook_id: stable_id("hook", &target.url) % 1_000_000_000,
         repo_id: super::shapes::repo_id(sim.config()),
-        signature: sign(&target.secret, &body),
+        signature: crate::signatures::sign_github(target.secret.as_bytes(), &body),
         body,
     })
 }

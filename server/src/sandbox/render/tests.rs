@@ -2,28 +2,20 @@
 //! API description (`shared/contracts/render-subset.json`).
 
 use super::*;
+use crate::sandbox::contract::{nullable_to_json_schema, read_contract, resolve};
+use hmac::{Hmac, Mac};
 use serde_json::Value;
-use std::path::PathBuf;
 use std::sync::OnceLock;
 
 const KEY: &str = "rnd_test_key";
-
-fn contracts_dir() -> PathBuf {
-    std::env::var_os("FLIGHTDECK_CONTRACTS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/contracts"))
-}
 
 /// The spec with OpenAPI 3.0's `nullable` turned into JSON Schema's
 /// `"type": [T, "null"]`, which a plain validator understands.
 fn spec() -> &'static Value {
     static SPEC: OnceLock<Value> = OnceLock::new();
     SPEC.get_or_init(|| {
-        let path = contracts_dir().join("render-subset.json");
-        let text = std::fs::read_to_string(&path)
-            .unwrap_or_else(|e| panic!("the contract {} must be readable: {e}", path.display()));
-        let mut spec: Value = serde_json::from_str(&text).unwrap();
-        nullable_to_type(&mut spec);
+        let mut spec = read_contract("render-subset.json");
+        nullable_to_json_schema(&mut spec);
         // Render's `serviceDetails` is a `oneOf` of schemas that do not
         // exclude each other (none forbids extra properties, and a web
         // service's details satisfy the private-service and worker schemas
@@ -96,30 +88,6 @@ fn assert_event_details(kind: &str, details: &Value) {
             "{kind} details name an undeclared {key:?}"
         );
     }
-}
-
-fn nullable_to_type(value: &mut Value) {
-    match value {
-        Value::Object(map) => {
-            if map.remove("nullable") == Some(Value::Bool(true))
-                && let Some(Value::String(t)) = map.get("type").cloned()
-            {
-                map.insert("type".into(), serde_json::json!([t, "null"]));
-            }
-            map.values_mut().for_each(nullable_to_type);
-        }
-        Value::Array(items) => items.iter_mut().for_each(nullable_to_type),
-        _ => {}
-    }
-}
-
-fn resolve<'a>(spec: &'a Value, mut node: &'a Value) -> &'a Value {
-    while let Some(pointer) = node.get("$ref").and_then(Value::as_str) {
-        node = spec
-            .pointer(&pointer[1..].replace("~1", "/"))
-            .unwrap_or_else(|| panic!("dangling $ref {pointer}"));
-    }
-    node
 }
 
 /// Fails unless `body` is what the spec says `method path` answers with `status`.
