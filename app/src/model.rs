@@ -95,6 +95,154 @@ pub struct EnvironmentView {
     pub database: DatabaseView,
     /// Upstream sources whose data is out of date, and why.
     pub stale: Vec<StaleNotice>,
+    /// The environment's lock, when it is locked.
+    pub lock: Option<LockView>,
+    /// The operation running (or waiting) on the environment.
+    pub operation: Option<OperationBrief>,
+    /// The one-click rollback to the last good release, when there is one.
+    pub rollback: Option<OneClick>,
+}
+
+/// An environment's lock.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LockView {
+    pub reason: String,
+    pub locked_by: String,
+    pub locked_at: String,
+}
+
+/// An operation in a line: what, where it stands, and where to see it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OperationBrief {
+    pub id: String,
+    /// `rollback` or `deploy`.
+    pub kind: String,
+    /// `awaiting_approval`, `running`, `succeeded`, `failed`, `needs_attention`.
+    pub state: String,
+    pub requested_by: String,
+    pub created_at: String,
+}
+
+/// What the overview's "Roll back to …" offers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OneClick {
+    pub target_deploy_id: String,
+    /// "abc1234 · Fix the login" — the release rolled back to.
+    pub label: String,
+    /// No database change and nothing blocks: a reason and a confirm are
+    /// enough. Otherwise the button opens the guided rollback.
+    pub direct: bool,
+    /// Why it cannot run now (the first blocking check), if so.
+    pub blocked: Option<String>,
+}
+
+/// One preflight check.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CheckView {
+    pub id: String,
+    /// `pass`, `warn` or `block`.
+    pub level: String,
+    pub sentence: String,
+}
+
+/// A deploy the guided rollback may go to, greyed out with the reason when
+/// it may not.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TargetView {
+    pub deploy_id: String,
+    pub label: String,
+    pub created_at: String,
+    pub verdict: String,
+    /// Why not, when it is not a possible target.
+    pub unavailable: Option<String>,
+}
+
+/// One revision a downgrade undoes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PathStepView {
+    pub revision: String,
+    pub message: String,
+    /// What its `downgrade()` destroys, in words; empty when nothing.
+    pub data_loss: Vec<String>,
+}
+
+/// A commit the rollback takes off.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlanCommitView {
+    pub sha: String,
+    pub message: String,
+    pub author: String,
+    pub ci: Option<String>,
+}
+
+/// The guided rollback page: the plan for the chosen target and options.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RollbackView {
+    pub viewer: Viewer,
+    pub environment: EnvironmentSummary,
+    pub from: Option<ReleaseView>,
+    pub to: Option<ReleaseView>,
+    pub targets: Vec<TargetView>,
+    pub database: bool,
+    pub revert_code: bool,
+    pub commits: Vec<PlanCommitView>,
+    /// `alembic_version` now, when read.
+    pub current_revisions: Option<Vec<String>>,
+    pub target_heads: Option<Vec<String>>,
+    pub path: Vec<PathStepView>,
+    pub downgrade_to: Option<String>,
+    pub needs_database_change: bool,
+    pub checks: Vec<CheckView>,
+    /// `deployer` or `lead`.
+    pub required_role: Role,
+    pub typed_confirmation: Option<String>,
+    pub second_approval: bool,
+    pub break_glass: bool,
+    pub blocked: bool,
+    /// The branch head the plan was made at, sent back to detect a move.
+    pub branch_head: Option<String>,
+    /// A fresh Idempotency-Key for the form, so a double submit is one rollback.
+    pub idempotency_key: String,
+}
+
+/// One step of an operation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OperationStepView {
+    pub position: i32,
+    pub name: String,
+    pub title: String,
+    /// `pending`, `running`, `done`, `failed`, `skipped`.
+    pub state: String,
+    pub started_at: Option<String>,
+    pub finished_at: Option<String>,
+    pub upstream_id: Option<String>,
+    pub upstream_url: Option<String>,
+    pub detail: Option<String>,
+    pub log: String,
+}
+
+/// An operation with every step: the operation page.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OperationView {
+    pub viewer: Viewer,
+    pub brief: OperationBrief,
+    pub environment: String,
+    pub reason: String,
+    pub summary: String,
+    pub requested_role: String,
+    pub approved_by: Option<String>,
+    pub break_glass: bool,
+    pub updated_at: String,
+    pub finished_at: Option<String>,
+    pub error: Option<String>,
+    pub steps: Vec<OperationStepView>,
+    /// The viewer is a lead other than the requester and it waits for approval.
+    pub can_approve: bool,
+    /// The viewer is a lead and it needs attention.
+    pub can_resolve: bool,
+    /// The environment is still locked (a lead unlocks it with a note).
+    pub locked: bool,
+    pub can_unlock: bool,
 }
 
 /// Where the environment's database stands against the code that is live.

@@ -27,6 +27,8 @@ pub struct Config {
     pub environments: Vec<EnvironmentConfig>,
     #[serde(default)]
     pub sync: SyncConfig,
+    #[serde(default)]
+    pub operations: OperationsConfig,
     /// Secret values given by the process that embeds the panel (the
     /// sandbox), looked up before the environment.
     #[serde(skip)]
@@ -59,6 +61,71 @@ fn default_interval() -> u64 {
 
 fn default_max_backoff() -> u64 {
     600
+}
+
+/// `[operations]`: how rollbacks and deploys started from the panel run.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OperationsConfig {
+    /// How a rollback reverts the code on GitHub.
+    #[serde(default)]
+    pub revert: RevertConfig,
+    /// The variable holding the URL the outcome of each operation is
+    /// posted to (JSON with a Slack-compatible `text`); optional.
+    pub notify_webhook_env: Option<String>,
+    /// Deploy through the environment's deploy hook when the Render API
+    /// key is missing (the hook's deploys are not attributed).
+    #[serde(default)]
+    pub deploy_hook_fallback: bool,
+    /// How long a deploy or rollback may take to go live.
+    #[serde(default = "default_live_timeout")]
+    pub live_timeout_seconds: u64,
+    /// How long the smoke check retries before it fails.
+    #[serde(default = "default_smoke_timeout")]
+    pub smoke_timeout_seconds: u64,
+    /// How long the migration runner may take.
+    #[serde(default = "default_runner_timeout")]
+    pub runner_timeout_seconds: u64,
+    /// How long a panel holds an operation without renewing it; after
+    /// that another panel (or this one restarted) takes it over.
+    #[serde(default = "default_lease")]
+    pub lease_seconds: u64,
+}
+
+impl Default for OperationsConfig {
+    fn default() -> Self {
+        Self {
+            revert: RevertConfig::default(),
+            notify_webhook_env: None,
+            deploy_hook_fallback: false,
+            live_timeout_seconds: default_live_timeout(),
+            smoke_timeout_seconds: default_smoke_timeout(),
+            runner_timeout_seconds: default_runner_timeout(),
+            lease_seconds: default_lease(),
+        }
+    }
+}
+
+/// How the code revert lands on the branch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RevertConfig {
+    #[default]
+    PullRequest,
+    FastForward,
+}
+
+fn default_live_timeout() -> u64 {
+    900
+}
+fn default_smoke_timeout() -> u64 {
+    120
+}
+fn default_runner_timeout() -> u64 {
+    900
+}
+fn default_lease() -> u64 {
+    30
 }
 
 /// Secret values by variable name; `Debug` shows only the names.

@@ -8,6 +8,7 @@ pub mod config;
 pub mod control;
 pub mod identity;
 pub mod integrations;
+pub mod operations;
 pub mod releases;
 pub mod rollback;
 pub mod sandbox;

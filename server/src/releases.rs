@@ -180,7 +180,7 @@ enum DeployPhase {
 }
 
 /// The pipeline's state for a commit from its newest run.
-fn ci_state(runs: &[&RunRecord]) -> CiState {
+pub fn ci_state(runs: &[&RunRecord]) -> CiState {
     match runs.first() {
         None => CiState::None,
         Some(run) if run.status != "completed" => CiState::Running,

@@ -11,7 +11,10 @@ use serde_json::json;
 use std::sync::Arc;
 
 pub mod locks;
+pub mod operations;
 mod reads;
+
+pub use operations::{DeployAsk, RollbackAsk, RunAction, Started};
 
 /// Why an action was not carried out.
 #[derive(Debug, thiserror::Error)]
@@ -38,6 +41,10 @@ pub struct ControlPlane {
     /// The overview's environments, built from the synced data of one
     /// `data_version`; rebuilt when the sync has written since.
     overview_cache: Arc<std::sync::Mutex<Option<CachedEnvironments>>>,
+    /// Carries operations out; None for a panel that only reads (tests, CLI).
+    executor: Option<crate::operations::Executor>,
+    /// Told when an operation changes, for live pages.
+    on_change: Option<crate::sync::OnChange>,
 }
 
 /// The overview's environments and the `data_version` they were built at.
@@ -49,7 +56,31 @@ impl ControlPlane {
             store,
             config,
             overview_cache: Arc::default(),
+            executor: None,
+            on_change: None,
         }
+    }
+
+    /// Acts upstream through `upstreams` (rollbacks, deploys, CI actions)
+    /// and announces changes through `on_change`.
+    pub fn with_upstreams(
+        mut self,
+        upstreams: crate::sync::Upstreams,
+        on_change: crate::sync::OnChange,
+    ) -> Self {
+        self.executor = Some(crate::operations::Executor::new(
+            self.store.clone(),
+            self.config.clone(),
+            upstreams,
+            on_change.clone(),
+        ));
+        self.on_change = Some(on_change);
+        self
+    }
+
+    /// The executor, when this panel acts upstream.
+    pub fn executor(&self) -> Option<&crate::operations::Executor> {
+        self.executor.as_ref()
     }
 
     pub fn store(&self) -> &Store {

@@ -20,7 +20,7 @@ const OVERVIEW_RELEASES: i64 = 20;
 const RUNS: i64 = 100;
 
 impl ControlPlane {
-    fn links(&self) -> Links {
+    pub(super) fn links(&self) -> Links {
         Links {
             repository: self
                 .config
@@ -39,7 +39,7 @@ impl ControlPlane {
     }
 
     /// The environment's releases, newest first.
-    async fn releases_of(
+    pub(super) async fn releases_of(
         &self,
         env: &EnvironmentConfig,
         limit: i64,
@@ -132,7 +132,12 @@ impl ControlPlane {
                 .await?
                 .into_iter()
                 .find(|r| r.workflow_file == env.deploy_workflow);
+            let (lock, operation) = self.lock_and_operation(&summary.name).await?;
+            let rollback = self.one_click(env).await?;
             environments.push(EnvironmentView {
+                lock,
+                operation,
+                rollback,
                 database: views::database_view(db.as_ref(), live.and_then(|r| r.commit.as_ref())),
                 live: live.map(|r| views::release_view(r, &links)),
                 last_good: releases::last_good(&releases).map(|r| views::release_view(r, &links)),

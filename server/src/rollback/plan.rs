@@ -20,7 +20,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use time::{Duration, OffsetDateTime};
 
 /// How the code is reverted on GitHub when the rollback reverts it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum RevertMode {
     /// A new commit whose tree is the target's, proposed as a pull request.
@@ -212,7 +212,7 @@ fn short(sha: &str) -> &str {
 }
 
 /// `deploy dep-3 (abc1234 "Fix the login form")`.
-fn label(release: &Release) -> String {
+pub fn label(release: &Release) -> String {
     let mut message: String = release
         .deploy
         .commit_message

@@ -19,6 +19,7 @@ macro_rules! dispatch {
 }
 
 pub mod locks;
+pub mod operations;
 mod queries;
 mod sessions;
 pub mod sync;

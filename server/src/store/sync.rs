@@ -49,7 +49,7 @@ fn from_json<T: for<'de> Deserialize<'de>>(text: &str) -> Result<T, StoreError> 
 }
 
 /// `$first, $first+1, …` for `n` values.
-fn placeholders(first: usize, n: usize) -> String {
+pub(crate) fn placeholders(first: usize, n: usize) -> String {
     (first..first + n)
         .map(|i| format!("${i}"))
         .collect::<Vec<_>>()

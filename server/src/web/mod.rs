@@ -59,14 +59,16 @@ impl AppState {
     ) -> AppState {
         let changes = changes();
         let sender = changes.clone();
+        let on_change: crate::sync::OnChange = Arc::new(move |environment: &str, what: &str| {
+            // No subscriber is fine: nobody has a page open.
+            let _ = sender.send(Change::new(environment, what));
+        });
+        let control = control.with_upstreams(upstreams.clone(), on_change.clone());
         let sync = crate::sync::Syncer::new(
             control.store().clone(),
             control.shared_config(),
             upstreams,
-            Arc::new(move |environment: &str, what: &str| {
-                // No subscriber is fine: nobody has a page open.
-                let _ = sender.send(Change::new(environment, what));
-            }),
+            on_change,
         );
         AppState {
             leptos: leptos_options(addr),
