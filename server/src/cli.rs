@@ -241,6 +241,10 @@ pub async fn serve(control: ControlPlane) -> Result<(), CliError> {
     let upstreams = crate::sync::Upstreams::from_config(control.config());
     let state = AppState::new(control, addr, upstreams);
     state.sync.spawn();
+    if let Some(executor) = state.control.executor() {
+        // Picks up operations a stopped panel left running.
+        executor.spawn_resumer();
+    }
     println!("panel http://{addr}");
     tracing::info!(%addr, store = state.control.store().backend(), "serving");
     web::serve(listener, state).await?;

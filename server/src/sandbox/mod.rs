@@ -5,6 +5,7 @@
 //! `--no-panel` runs only the simulators, for a panel started with `serve`.
 
 pub mod alembic;
+pub mod backend;
 #[cfg(test)]
 pub(crate) mod contract;
 pub mod faults;

@@ -313,6 +313,18 @@ impl RenderSim {
     }
 
     /// The mutating calls received so far.
+    /// The commit the service's live deploy runs now, if any.
+    pub fn live_commit(&self, service_id: &str) -> Option<String> {
+        let mut world = self.world();
+        world.advance(now());
+        world
+            .deploys
+            .iter()
+            .rev()
+            .find(|d| d.service_id == service_id && d.status == Status::Live)
+            .map(|d| d.commit.id.clone())
+    }
+
     pub fn calls(&self) -> CallCounts {
         self.calls.lock().map(|c| c.clone()).unwrap_or_default()
     }

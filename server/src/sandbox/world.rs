@@ -80,6 +80,10 @@ pub struct World {
     /// The secrets that sign the simulators' webhook deliveries.
     pub github_webhook_secret: String,
     pub render_webhook_secret: String,
+    /// Commits whose health check fails (their pipeline's smoke test did).
+    pub unhealthy: std::collections::BTreeSet<String>,
+    /// Where the sample app answers its smoke checks, once served.
+    backend_url: std::sync::OnceLock<String>,
 }
 
 fn person(index: usize) -> Person {
@@ -168,6 +172,7 @@ impl World {
         });
 
         let render = RenderSim::new(RENDER_KEY, speeds.render);
+        let mut unhealthy = std::collections::BTreeSet::new();
         let t0 = commit_time(start, scenario.commits[0].minutes_ago + 60);
         for (env, branch, service) in ENVIRONMENTS {
             render.add_service(
@@ -209,6 +214,9 @@ impl World {
                     files: repo_files(&history, revisions, &changelog),
                 },
             );
+            if matches!(commit.ci, CiOutcome::FailedAt { job: "smoke", .. }) {
+                unhealthy.insert(sha.clone());
+            }
             let outcome = match commit.ci {
                 CiOutcome::Success => Outcome::Success,
                 CiOutcome::FailedAt { job, step } => Outcome::FailAt {
@@ -258,6 +266,8 @@ impl World {
             targets: BTreeMap::new(),
             github_webhook_secret: crate::identity::random_secret(32),
             render_webhook_secret: render::new_webhook_secret(),
+            unhealthy,
+            backend_url: std::sync::OnceLock::new(),
         };
         if let Targets::Sqlite(dir) = &targets {
             std::fs::create_dir_all(dir)
@@ -433,6 +443,8 @@ jobs:
 pub struct Served {
     pub github: String,
     pub render: String,
+    /// The sample app: `{backend}/{environment}/health`.
+    pub backend: String,
 }
 
 impl World {
@@ -440,12 +452,26 @@ impl World {
     pub async fn serve(&self) -> std::io::Result<Served> {
         let github = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let render = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let backend = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let served = Served {
             github: format!("http://{}", github.local_addr()?),
             render: format!("http://{}", render.local_addr()?),
+            backend: format!("http://{}", backend.local_addr()?),
         };
         self.github.spawn(github);
         self.render.spawn(render);
+        let app = super::backend::router(
+            self.render.clone(),
+            ENVIRONMENTS
+                .iter()
+                .map(|(env, _, service)| ((*env).to_owned(), (*service).to_owned()))
+                .collect(),
+            self.unhealthy.clone(),
+        );
+        tokio::spawn(async move {
+            let _ = axum::serve(backend, app).await;
+        });
+        let _ = self.backend_url.set(served.backend.clone());
         Ok(served)
     }
 
@@ -486,6 +512,10 @@ impl World {
                 "DS_STAGING_DATABASE_URL"
             };
             secrets.insert(var.to_owned(), url.clone());
+        }
+        if let Some(backend) = self.backend_url.get() {
+            secrets.insert("BACKEND_URL".into(), format!("{backend}/production"));
+            secrets.insert("STAGING_BACKEND_URL".into(), format!("{backend}/staging"));
         }
         secrets
     }

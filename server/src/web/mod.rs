@@ -5,6 +5,7 @@ mod auth;
 mod backend;
 mod context;
 pub mod events;
+mod forms;
 mod guard;
 mod ops;
 mod rest;
@@ -141,6 +142,7 @@ pub fn router(state: AppState) -> Router {
         .route("/readyz", get(ops::readyz))
         .route("/events", get(events::events))
         .nest("/api/v1", rest::router())
+        .nest("/actions", forms::router())
         .merge(pages)
         .layer(from_fn_with_state(state.clone(), guard::pages_need_sign_in))
         .layer(from_fn_with_state(

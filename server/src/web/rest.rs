@@ -16,13 +16,20 @@ pub(crate) fn router() -> Router<AppState> {
         .route("/environments", get(environments))
         .route("/environments/{env}/releases", get(releases))
         .route("/environments/{env}/runs", get(runs))
-        .route("/environments/{env}/deploys", get(deploys))
+        .route("/environments/{env}/deploys", get(deploys).post(start_deploy))
         .route("/environments/{env}/migrations", get(migrations))
         .route(
             "/environments/{env}/lock",
             axum::routing::put(lock).delete(unlock),
         )
         .route("/environments/{env}/gate", get(gate))
+        .route("/environments/{env}/rollbacks/plan", axum::routing::post(plan))
+        .route("/environments/{env}/rollbacks", axum::routing::post(start_rollback))
+        .route("/operations/{id}", get(operation))
+        .route("/operations/{id}/approve", axum::routing::post(approve))
+        .route("/operations/{id}/resolve", axum::routing::post(resolve))
+        .route("/runs/{id}/rerun", axum::routing::post(rerun))
+        .route("/runs/{id}/cancel", axum::routing::post(cancel))
         .fallback(not_found)
 }
 
@@ -219,4 +226,219 @@ async fn gate(
         StatusCode::LOCKED
     };
     Ok((status, Json(gate)).into_response())
+}
+
+/// The body as JSON (an empty body is `T::default()`); a 400 in the API's
+/// shape naming what is wrong otherwise.
+fn body<T: serde::de::DeserializeOwned + Default>(bytes: &[u8]) -> Result<T, Response> {
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Ok(T::default());
+    }
+    serde_json::from_slice(bytes).map_err(|e| {
+        error_response(
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+            &format!("the body is not the JSON this endpoint takes: {e}"),
+        )
+    })
+}
+
+/// The `Idempotency-Key` header, when sent.
+fn idempotency_key(headers: &http::HeaderMap) -> Result<Option<String>, Response> {
+    let Some(value) = headers.get("idempotency-key") else {
+        return Ok(None);
+    };
+    match value.to_str() {
+        Ok(key) if (1..=200).contains(&key.trim().len()) => Ok(Some(key.trim().to_owned())),
+        _ => Err(error_response(
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+            "Idempotency-Key must be 1 to 200 visible characters",
+        )),
+    }
+}
+
+/// 202 with the operation; a replay says so in `Idempotent-Replayed`.
+fn accepted(started: crate::control::Started) -> Response {
+    let location = started.url.clone();
+    let mut response = (StatusCode::ACCEPTED, Json(&started)).into_response();
+    if let Ok(value) = http::HeaderValue::from_str(&location) {
+        response.headers_mut().insert(http::header::LOCATION, value);
+    }
+    if started.replayed {
+        response.headers_mut().insert(
+            "idempotent-replayed",
+            http::HeaderValue::from_static("true"),
+        );
+    }
+    response
+}
+
+/// `POST /environments/{env}/deploys {"commit"?, "reason"?}` → 202.
+async fn start_deploy(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(env): Path<String>,
+    headers: http::HeaderMap,
+    bytes: axum::body::Bytes,
+) -> Result<Response, ApiError> {
+    let actor = actor(&state, &caller, &format!("/api/v1/environments/{env}/deploys")).await?;
+    let (ask, key) = match (body::<crate::control::DeployAsk>(&bytes), idempotency_key(&headers)) {
+        (Ok(ask), Ok(key)) => (ask, key),
+        (Err(response), _) | (_, Err(response)) => return Ok(response),
+    };
+    let started = state
+        .control
+        .start_deploy(&actor, &caller.meta, &env, &ask, key.as_deref())
+        .await?;
+    Ok(accepted(started))
+}
+
+/// `POST /environments/{env}/rollbacks/plan` → the plan; no side effects.
+async fn plan(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(env): Path<String>,
+    bytes: axum::body::Bytes,
+) -> Result<Response, ApiError> {
+    let actor = actor(&state, &caller, &format!("/api/v1/environments/{env}/rollbacks/plan")).await?;
+    let ask = match body::<crate::control::RollbackAsk>(&bytes) {
+        Ok(ask) => ask,
+        Err(response) => return Ok(response),
+    };
+    let plan = state
+        .control
+        .rollback_plan(&actor, &caller.meta, &env, &ask)
+        .await?;
+    Ok(Json(plan).into_response())
+}
+
+/// `POST /environments/{env}/rollbacks` with `Idempotency-Key` → 202; 409
+/// while busy or locked; 422 when the preflight blocks.
+async fn start_rollback(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(env): Path<String>,
+    headers: http::HeaderMap,
+    bytes: axum::body::Bytes,
+) -> Result<Response, ApiError> {
+    let actor = actor(&state, &caller, &format!("/api/v1/environments/{env}/rollbacks")).await?;
+    let (ask, key) = match (body::<crate::control::RollbackAsk>(&bytes), idempotency_key(&headers)) {
+        (Ok(ask), Ok(key)) => (ask, key),
+        (Err(response), _) | (_, Err(response)) => return Ok(response),
+    };
+    let started = state
+        .control
+        .start_rollback(&actor, &caller.meta, &env, &ask, key.as_deref())
+        .await?;
+    Ok(accepted(started))
+}
+
+/// `GET /operations/{id}`: the operation with every step.
+async fn operation(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let actor = actor(&state, &caller, &format!("/api/v1/operations/{id}")).await?;
+    let view = state
+        .control
+        .operation_view(&actor, &caller.meta, &id)
+        .await?;
+    Ok(Json(view).into_response())
+}
+
+/// `POST /operations/{id}/approve`: a second lead approves.
+async fn approve(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let actor = actor(&state, &caller, &format!("/api/v1/operations/{id}/approve")).await?;
+    state
+        .control
+        .approve_operation(&actor, &caller.meta, &id)
+        .await?;
+    Ok(Json(json!({ "approved": true })).into_response())
+}
+
+#[derive(serde::Deserialize, Default)]
+struct ResolveBody {
+    #[serde(default)]
+    note: String,
+    /// `succeeded` or `failed`.
+    #[serde(default)]
+    outcome: String,
+}
+
+/// `POST /operations/{id}/resolve {"note", "outcome"}`: a lead closes an
+/// operation that needs attention, or rejects one awaiting approval.
+async fn resolve(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+    bytes: axum::body::Bytes,
+) -> Result<Response, ApiError> {
+    let actor = actor(&state, &caller, &format!("/api/v1/operations/{id}/resolve")).await?;
+    let resolve = match body::<ResolveBody>(&bytes) {
+        Ok(resolve) => resolve,
+        Err(response) => return Ok(response),
+    };
+    state
+        .control
+        .resolve_operation(
+            &actor,
+            &caller.meta,
+            &id,
+            &resolve.note,
+            resolve.outcome == "succeeded",
+        )
+        .await?;
+    Ok(Json(json!({ "resolved": true })).into_response())
+}
+
+#[derive(serde::Deserialize, Default)]
+struct RerunBody {
+    #[serde(default)]
+    failed_only: bool,
+}
+
+/// `POST /runs/{id}/rerun {"failed_only"?}` → 202.
+async fn rerun(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<u64>,
+    bytes: axum::body::Bytes,
+) -> Result<Response, ApiError> {
+    let actor = actor(&state, &caller, &format!("/api/v1/runs/{id}/rerun")).await?;
+    let rerun = match body::<RerunBody>(&bytes) {
+        Ok(rerun) => rerun,
+        Err(response) => return Ok(response),
+    };
+    state
+        .control
+        .run_action(
+            &actor,
+            &caller.meta,
+            id,
+            crate::control::RunAction::Rerun {
+                failed_only: rerun.failed_only,
+            },
+        )
+        .await?;
+    Ok((StatusCode::ACCEPTED, Json(json!({ "run": id, "rerun": true }))).into_response())
+}
+
+/// `POST /runs/{id}/cancel` → 202.
+async fn cancel(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<u64>,
+) -> Result<Response, ApiError> {
+    let actor = actor(&state, &caller, &format!("/api/v1/runs/{id}/cancel")).await?;
+    state
+        .control
+        .run_action(&actor, &caller.meta, id, crate::control::RunAction::Cancel)
+        .await?;
+    Ok((StatusCode::ACCEPTED, Json(json!({ "run": id, "cancel": true }))).into_response())
 }

@@ -1,0 +1,222 @@
+//! The pages' actions as plain form posts under `/actions/`, so rollbacks,
+//! approvals and unlocks work without JavaScript: each hands the form to
+//! the application layer and redirects (303) to the page that shows the
+//! result, with `?error=` when it was refused.
+
+use super::guard::encode_component;
+use super::{AppState, Caller};
+use crate::control::{ControlError, DeployAsk, RollbackAsk};
+use crate::identity::Actor;
+use axum::Extension;
+use axum::extract::{Form, Path, State};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::post;
+use http::StatusCode;
+use serde::Deserialize;
+
+pub(crate) fn router() -> axum::Router<AppState> {
+    axum::Router::new()
+        .route("/env/{env}/rollback", post(rollback))
+        .route("/env/{env}/deploy", post(deploy))
+        .route("/env/{env}/unlock", post(unlock))
+        .route("/operations/{id}/approve", post(approve))
+        .route("/operations/{id}/resolve", post(resolve))
+}
+
+/// A checkbox: present ("on") when ticked.
+fn ticked(value: &Option<String>) -> bool {
+    value.as_deref().is_some_and(|v| !v.is_empty() && v != "false")
+}
+
+fn blank_to_none(value: Option<String>) -> Option<String> {
+    value.map(|v| v.trim().to_owned()).filter(|v| !v.is_empty())
+}
+
+#[derive(Deserialize)]
+pub(crate) struct RollbackForm {
+    target_deploy_id: Option<String>,
+    database: Option<String>,
+    revert_code: Option<String>,
+    #[serde(default)]
+    reason: String,
+    confirm_revision: Option<String>,
+    planned_branch_head: Option<String>,
+    idempotency_key: Option<String>,
+    /// Where to go back to on a refusal: `overview` or the guided page.
+    back: Option<String>,
+}
+
+#[derive(Deserialize)]
+pub(crate) struct DeployForm {
+    commit: Option<String>,
+    #[serde(default)]
+    reason: String,
+    idempotency_key: Option<String>,
+}
+
+#[derive(Deserialize)]
+pub(crate) struct NoteForm {
+    #[serde(default)]
+    note: String,
+    /// For resolve: `succeeded` or `failed`.
+    outcome: Option<String>,
+}
+
+/// The signed-in actor, or the sign-in page.
+async fn actor(state: &AppState, caller: &Caller, target: &str) -> Result<Actor, Response> {
+    state
+        .control
+        .signed_in(caller.actor.as_ref(), target, &caller.meta)
+        .await
+        .map_err(|_| Redirect::to("/login").into_response())
+}
+
+/// Back to `page` with the refusal's sentence, or a 500 for a store failure.
+fn refused(page: &str, error: ControlError) -> Response {
+    if let ControlError::Store(error) = &error {
+        tracing::error!(%error, "store failure in a form action");
+        return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+    }
+    let joiner = if page.contains('?') { '&' } else { '?' };
+    Redirect::to(&format!(
+        "{page}{joiner}error={}",
+        encode_component(&error.to_string())
+    ))
+    .into_response()
+}
+
+fn operation_page(id: &str) -> Response {
+    Redirect::to(&format!("/operations/{id}")).into_response()
+}
+
+async fn rollback(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(env): Path<String>,
+    Form(form): Form<RollbackForm>,
+) -> Response {
+    let actor = match actor(&state, &caller, &format!("/actions/env/{env}/rollback")).await {
+        Ok(actor) => actor,
+        Err(response) => return response,
+    };
+    let ask = RollbackAsk {
+        target_deploy_id: blank_to_none(form.target_deploy_id),
+        database: ticked(&form.database),
+        revert_code: ticked(&form.revert_code),
+        reason: form.reason,
+        confirm_revision: blank_to_none(form.confirm_revision),
+        planned_branch_head: blank_to_none(form.planned_branch_head),
+    };
+    let key = blank_to_none(form.idempotency_key);
+    match state
+        .control
+        .start_rollback(&actor, &caller.meta, &env, &ask, key.as_deref())
+        .await
+    {
+        Ok(started) => operation_page(&started.id),
+        Err(error) => {
+            let page = if form.back.as_deref() == Some("overview") {
+                "/".to_owned()
+            } else {
+                let mut page = format!("/env/{env}/rollback?");
+                if let Some(target) = &ask.target_deploy_id {
+                    page.push_str(&format!("target={}&", encode_component(target)));
+                }
+                if ask.database {
+                    page.push_str("database=on&");
+                }
+                if ask.revert_code {
+                    page.push_str("revert_code=on&");
+                }
+                page.pop();
+                page
+            };
+            refused(&page, error)
+        }
+    }
+}
+
+async fn deploy(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(env): Path<String>,
+    Form(form): Form<DeployForm>,
+) -> Response {
+    let actor = match actor(&state, &caller, &format!("/actions/env/{env}/deploy")).await {
+        Ok(actor) => actor,
+        Err(response) => return response,
+    };
+    let ask = DeployAsk {
+        commit: blank_to_none(form.commit),
+        reason: form.reason,
+    };
+    let key = blank_to_none(form.idempotency_key);
+    match state
+        .control
+        .start_deploy(&actor, &caller.meta, &env, &ask, key.as_deref())
+        .await
+    {
+        Ok(started) => operation_page(&started.id),
+        Err(error) => refused(&format!("/env/{env}/deploys"), error),
+    }
+}
+
+async fn unlock(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(env): Path<String>,
+    Form(form): Form<NoteForm>,
+) -> Response {
+    let actor = match actor(&state, &caller, &format!("/actions/env/{env}/unlock")).await {
+        Ok(actor) => actor,
+        Err(response) => return response,
+    };
+    match state
+        .control
+        .unlock_environment(&actor, &caller.meta, &env, &form.note)
+        .await
+    {
+        Ok(()) => Redirect::to("/").into_response(),
+        Err(error) => refused("/", error),
+    }
+}
+
+async fn approve(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+) -> Response {
+    let actor = match actor(&state, &caller, &format!("/actions/operations/{id}/approve")).await {
+        Ok(actor) => actor,
+        Err(response) => return response,
+    };
+    match state
+        .control
+        .approve_operation(&actor, &caller.meta, &id)
+        .await
+    {
+        Ok(()) => operation_page(&id),
+        Err(error) => refused(&format!("/operations/{id}"), error),
+    }
+}
+
+async fn resolve(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+    Form(form): Form<NoteForm>,
+) -> Response {
+    let actor = match actor(&state, &caller, &format!("/actions/operations/{id}/resolve")).await {
+        Ok(actor) => actor,
+        Err(response) => return response,
+    };
+    let succeeded = form.outcome.as_deref() == Some("succeeded");
+    match state
+        .control
+        .resolve_operation(&actor, &caller.meta, &id, &form.note, succeeded)
+        .await
+    {
+        Ok(()) => operation_page(&id),
+        Err(error) => refused(&format!("/operations/{id}"), error),
+    }
+}
