@@ -4,7 +4,10 @@
 //! the request; the backend authenticates, checks the role and audits.
 
 use crate::error::AppError;
-use crate::model::{AdminView, EnvironmentPage, MigrationsView, Overview, ReleaseView, RunView};
+use crate::model::{
+    AdminView, EnvironmentPage, MigrationsView, OperationView, Overview, ReleaseView, RollbackView,
+    RunView,
+};
 use leptos::prelude::*;
 
 #[cfg(feature = "ssr")]
@@ -13,7 +16,8 @@ pub mod backend {
 
     use crate::error::AppError;
     use crate::model::{
-        AdminView, EnvironmentPage, MigrationsView, Overview, ReleaseView, RunView,
+        AdminView, EnvironmentPage, MigrationsView, OperationView, Overview, ReleaseView,
+        RollbackView, RunView,
     };
     use http::request::Parts;
     use std::future::Future;
@@ -48,6 +52,15 @@ pub mod backend {
             request: &Parts,
             env: String,
         ) -> Result<EnvironmentPage<MigrationsView>, AppError>;
+        async fn rollback(
+            &self,
+            request: &Parts,
+            env: String,
+            target: Option<String>,
+            database: bool,
+            revert_code: bool,
+        ) -> Result<RollbackView, AppError>;
+        async fn operation(&self, request: &Parts, id: String) -> Result<OperationView, AppError>;
     }
 
     /// How the backend is provided as Leptos context.
@@ -122,4 +135,25 @@ pub async fn get_deploys(env: String) -> Result<EnvironmentPage<Vec<ReleaseView>
 #[server(prefix = "/_fn", endpoint = "migrations")]
 pub async fn get_migrations(env: String) -> Result<EnvironmentPage<MigrationsView>, AppError> {
     backend::with_backend(|b, req| async move { b.migrations(&req, env).await }).await
+}
+
+/// The guided rollback's plan for a target (None: the last good release)
+/// and options. No side effects.
+#[server(prefix = "/_fn", endpoint = "rollback")]
+pub async fn get_rollback(
+    env: String,
+    target: Option<String>,
+    database: bool,
+    revert_code: bool,
+) -> Result<RollbackView, AppError> {
+    backend::with_backend(|b, req| async move {
+        b.rollback(&req, env, target, database, revert_code).await
+    })
+    .await
+}
+
+/// One operation with every step.
+#[server(prefix = "/_fn", endpoint = "operation")]
+pub async fn get_operation(id: String) -> Result<OperationView, AppError> {
+    backend::with_backend(|b, req| async move { b.operation(&req, id).await }).await
 }

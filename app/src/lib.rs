@@ -75,7 +75,9 @@ pub fn App() -> impl IntoView {
                 <Route path=path!("/env/:env/runs") view=pages::RunsPage ssr=SsrMode::Async/>
                 <Route path=path!("/env/:env/deploys") view=pages::DeploysPage ssr=SsrMode::Async/>
                 <Route path=path!("/env/:env/migrations") view=pages::MigrationsPage ssr=SsrMode::Async/>
+                <Route path=path!("/env/:env/rollback") view=pages::RollbackPage ssr=SsrMode::Async/>
                 <Route path=path!("/runs/:id") view=pages::RunPage ssr=SsrMode::Async/>
+                <Route path=path!("/operations/:id") view=pages::OperationPage ssr=SsrMode::Async/>
             </Routes>
         </Router>
     }

@@ -134,6 +134,8 @@ pub struct OneClick {
     pub direct: bool,
     /// Why it cannot run now (the first blocking check), if so.
     pub blocked: Option<String>,
+    /// A fresh Idempotency-Key for the button's form (one per page view).
+    pub idempotency_key: String,
 }
 
 /// One preflight check.

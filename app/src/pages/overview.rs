@@ -3,12 +3,15 @@
 //! release and any upstream whose data is stale.
 
 use super::parts::{
-    Commit, RelTime, Section, SectionLinks, StaleBanners, Status, run_word, short_sha,
+    Commit, ErrorFlash, RelTime, Section, SectionLinks, StaleBanners, Status, run_word, short_sha,
 };
 use crate::api::get_overview;
 use crate::layout::{ErrorPanel, Layout};
 use crate::live::use_live_changes;
-use crate::model::{DatabaseView, EnvironmentView, ReleaseView, RunView};
+use crate::model::{
+    DatabaseView, EnvironmentView, LockView, OneClick, OperationBrief, ReleaseView, Role, RunView,
+    Viewer,
+};
 use leptos::prelude::*;
 use leptos_meta::Title;
 
@@ -23,8 +26,8 @@ pub fn OverviewPage() -> impl IntoView {
             {move || Suspend::new(async move {
                 match overview.await {
                     Ok(o) => view! {
-                        <Layout viewer=o.viewer>
-                            <EnvironmentList environments=o.environments/>
+                        <Layout viewer=o.viewer.clone()>
+                            <EnvironmentList environments=o.environments viewer=o.viewer/>
                         </Layout>
                     }
                     .into_any(),
@@ -38,7 +41,7 @@ pub fn OverviewPage() -> impl IntoView {
 /// The environments, with a filter box that narrows them as you type
 /// (once the page is hydrated; without JavaScript all are shown).
 #[component]
-fn EnvironmentList(environments: Vec<EnvironmentView>) -> impl IntoView {
+fn EnvironmentList(environments: Vec<EnvironmentView>, viewer: Viewer) -> impl IntoView {
     let (filter, set_filter) = signal(String::new());
     let count = environments.len();
     let cards = environments
@@ -46,7 +49,8 @@ fn EnvironmentList(environments: Vec<EnvironmentView>) -> impl IntoView {
         .map(|env| {
             let name = env.summary.name.clone();
             let hidden = move || !name.contains(filter.read().trim());
-            view! { <EnvironmentCard env hidden/> }
+            let viewer = viewer.clone();
+            view! { <EnvironmentCard env hidden viewer/> }
         })
         .collect_view();
     view! {
@@ -61,6 +65,7 @@ fn EnvironmentList(environments: Vec<EnvironmentView>) -> impl IntoView {
                 on:input=move |ev| set_filter.set(event_target_value(&ev))
             />
         </div>
+        <ErrorFlash/>
         {(count == 0).then(|| view! {
             <p class="muted">"No environment is configured. Add an [[environment]] to flightdeck.toml."</p>
         })}
@@ -72,6 +77,7 @@ fn EnvironmentList(environments: Vec<EnvironmentView>) -> impl IntoView {
 fn EnvironmentCard(
     env: EnvironmentView,
     hidden: impl Fn() -> bool + Send + Sync + 'static,
+    viewer: Viewer,
 ) -> impl IntoView {
     let summary = env.summary;
     let missing = (!summary.missing_secrets.is_empty()).then(|| {
@@ -85,6 +91,8 @@ fn EnvironmentCard(
         <li class="env card" class:hidden=hidden data-env=summary.name.clone()>
             <h2><a href=Section::Timeline.href(&name)>{summary.name.clone()}</a></h2>
             <StaleBanners notices=env.stale/>
+            {env.lock.map(lock_line)}
+            {env.operation.map(operation_line)}
             <dl>
                 <dt>"Live"</dt><dd class="live">{live_release(env.live)}</dd>
                 <dt>"CI on " <code>{summary.branch.clone()}</code></dt>
@@ -93,8 +101,9 @@ fn EnvironmentCard(
                 <dt>"Last good"</dt><dd class="last-good">{last_good(env.last_good)}</dd>
                 <dt>"Render service"</dt><dd><code>{summary.render_service_id}</code></dd>
             </dl>
+            {env.rollback.map(|one| rollback_offer(&name, one, &viewer))}
             {missing}
-            <SectionLinks env=name current=None/>
+            <SectionLinks env=name.clone() current=None/>
         </li>
     }
 }
@@ -169,4 +178,69 @@ fn last_good(release: Option<ReleaseView>) -> AnyView {
         .into_any(),
         None => view! { <span class="muted">"No earlier good release is known."</span> }.into_any(),
     }
+}
+
+fn lock_line(lock: LockView) -> impl IntoView {
+    view! {
+        <p class="flash warn lock" role="status">
+            <Status word="locked"/> " by " {lock.locked_by} " " <RelTime at=lock.locked_at/>
+            ": " <span class="reason">{lock.reason}</span>
+            " — deploys wait until a lead unlocks it."
+        </p>
+    }
+}
+
+fn operation_line(op: OperationBrief) -> impl IntoView {
+    view! {
+        <p class="operation-line">
+            <a href=format!("/operations/{}", op.id)>{op.kind.clone()} " by " {op.requested_by.clone()}</a>
+            " " <Status word=op.state.clone()/> " " <RelTime at=op.created_at/>
+        </p>
+    }
+}
+
+/// "Roll back to <last good release>": one click with a reason and a
+/// confirmation when the plan needs no database change, else a link to the
+/// guided rollback. A `<details>` holds the confirmation, so it works
+/// without JavaScript.
+fn rollback_offer(env: &str, one: OneClick, viewer: &Viewer) -> AnyView {
+    let label = format!("Roll back to {}", one.label);
+    if let Some(why) = one.blocked {
+        let title = why.clone();
+        return view! {
+            <p class="rollback-offer unavailable" title=title>
+                <button type="button" disabled=true>{label}</button>
+                <span class="why muted">" " {why}</span>
+            </p>
+        }
+        .into_any();
+    }
+    if !viewer.role.allows(Role::Deployer) {
+        return view! { <p class="rollback-offer muted">{label} " needs the deployer role."</p> }
+            .into_any();
+    }
+    if !one.direct {
+        return view! {
+            <p class="rollback-offer">
+                <a class="button" href=format!("/env/{env}/rollback?target={}", one.target_deploy_id)>
+                    {label} "…"
+                </a>
+                <span class="muted">" The database must change too: the guided rollback shows how."</span>
+            </p>
+        }
+        .into_any();
+    }
+    view! {
+        <details class="rollback-offer">
+            <summary class="button danger">{label}</summary>
+            <form method="post" action=format!("/actions/env/{env}/rollback") class="stack">
+                <input type="hidden" name="target_deploy_id" value=one.target_deploy_id/>
+                <input type="hidden" name="idempotency_key" value=one.idempotency_key/>
+                <input type="hidden" name="back" value="overview"/>
+                <label>"Reason" <input type="text" name="reason" required placeholder="What is wrong?"/></label>
+                <button type="submit" class="danger confirm-rollback">"Confirm the rollback"</button>
+            </form>
+        </details>
+    }
+    .into_any()
 }

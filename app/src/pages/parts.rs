@@ -9,9 +9,11 @@ use leptos::prelude::*;
 /// Which colour a status word gets: `good`, `bad`, `running` or `neutral`.
 pub fn status_tone(word: &str) -> &'static str {
     match word {
-        "good" | "passed" | "success" | "live" | "at_head" | "succeeded" => "good",
+        "good" | "passed" | "success" | "live" | "at_head" | "succeeded" | "done" | "pass" => "good",
         "bad" | "failed" | "failure" | "build_failed" | "update_failed" | "pre_deploy_failed"
-        | "timed_out" | "drift" | "startup_failure" | "action_required" => "bad",
+        | "timed_out" | "drift" | "startup_failure" | "action_required" | "needs_attention"
+        | "block" | "locked" => "bad",
+        "warn" | "awaiting_approval" => "warn",
         "running"
         | "pending"
         | "in_progress"
@@ -178,6 +180,18 @@ pub fn EnvHeader(
         </p>
         <SectionLinks env=environment.name current/>
         <StaleBanners notices=stale/>
+    }
+}
+
+/// A refusal sent back in `?error=` by a form action, shown once.
+#[component]
+pub fn ErrorFlash() -> impl IntoView {
+    let query = leptos_router::hooks::use_query_map();
+    move || {
+        query
+            .read()
+            .get("error")
+            .map(|error| view! { <p class="flash error" role="alert">{error}</p> })
     }
 }
 

@@ -381,6 +381,8 @@ impl ControlPlane {
                 .iter()
                 .find(|c| c.level == Level::Block)
                 .map(|c| c.sentence.clone()),
+            // Filled per page view (the environments are cached).
+            idempotency_key: String::new(),
         }))
     }
 

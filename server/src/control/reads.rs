@@ -110,6 +110,12 @@ impl ControlPlane {
                 environments
             }
         };
+        let mut environments = environments;
+        for env in &mut environments {
+            if let Some(one_click) = &mut env.rollback {
+                one_click.idempotency_key = crate::identity::random_id();
+            }
+        }
         Ok(Overview {
             viewer: viewer_of(actor),
             environments,

@@ -5,7 +5,10 @@ use crate::control::{ControlError, ControlPlane};
 use crate::identity::Actor;
 use app::api::backend::PanelBackend;
 use app::error::AppError;
-use app::model::{AdminView, EnvironmentPage, MigrationsView, Overview, ReleaseView, RunView};
+use app::model::{
+    AdminView, EnvironmentPage, MigrationsView, OperationView, Overview, ReleaseView, RollbackView,
+    RunView,
+};
 use http::request::Parts;
 
 /// Implements [`PanelBackend`] over the [`ControlPlane`].
@@ -127,6 +130,35 @@ impl PanelBackend for WebBackend {
         let (actor, caller) = self.signed_in(request).await?;
         self.control
             .migrations(&actor, &caller.meta, &env)
+            .await
+            .map_err(|e| app_error(e, &caller))
+    }
+
+    async fn rollback(
+        &self,
+        request: &Parts,
+        env: String,
+        target: Option<String>,
+        database: bool,
+        revert_code: bool,
+    ) -> Result<RollbackView, AppError> {
+        let (actor, caller) = self.signed_in(request).await?;
+        let ask = crate::control::RollbackAsk {
+            target_deploy_id: target.filter(|t| !t.is_empty()),
+            database,
+            revert_code,
+            ..Default::default()
+        };
+        self.control
+            .rollback_view(&actor, &caller.meta, &env, &ask)
+            .await
+            .map_err(|e| app_error(e, &caller))
+    }
+
+    async fn operation(&self, request: &Parts, id: String) -> Result<OperationView, AppError> {
+        let (actor, caller) = self.signed_in(request).await?;
+        self.control
+            .operation_view(&actor, &caller.meta, &id)
             .await
             .map_err(|e| app_error(e, &caller))
     }
