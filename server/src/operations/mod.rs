@@ -13,6 +13,8 @@ use sha2::{Digest, Sha256};
 
 pub mod exec;
 pub mod runner;
+#[cfg(test)]
+pub(crate) mod tests;
 
 pub use exec::Executor;
 
@@ -202,7 +204,7 @@ pub fn request_hash(body: &serde_json::Value) -> String {
 }
 
 #[cfg(test)]
-mod tests {
+mod unit_tests {
     use super::*;
     use serde_json::json;
 

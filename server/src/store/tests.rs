@@ -55,19 +55,34 @@ impl TestStore {
         }
     }
 
+    /// The store's URL, for a second pool on it (PostgreSQL only).
+    pub fn url(&self) -> String {
+        let (admin_url, name) = self.cleanup.as_ref().expect("a PostgreSQL test store");
+        admin_url
+            .rsplit_once('/')
+            .map(|(base, _)| format!("{base}/{name}"))
+            .unwrap()
+    }
+
     pub async fn drop_all(self) {
+        self.drop_database().await;
+        if let Some(dir) = self.dir {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
+
+    /// Drops the PostgreSQL database (after closing this pool); for owners
+    /// that cannot give the store up by value.
+    pub async fn drop_database(&self) {
         if let Pool::Postgres(pool) = &self.store.pool {
             pool.close().await;
         }
-        if let Some((admin_url, name)) = self.cleanup {
-            let admin = PgPool::connect(&admin_url).await.unwrap();
+        if let Some((admin_url, name)) = &self.cleanup {
+            let admin = PgPool::connect(admin_url).await.unwrap();
             sqlx::query(&format!("DROP DATABASE {name} WITH (FORCE)"))
                 .execute(&admin)
                 .await
                 .unwrap();
-        }
-        if let Some(dir) = self.dir {
-            let _ = std::fs::remove_dir_all(dir);
         }
     }
 

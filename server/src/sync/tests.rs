@@ -355,6 +355,7 @@ mod webhooks {
             &world::Served {
                 github: "http://127.0.0.1:9".into(),
                 render: "http://127.0.0.1:9".into(),
+                backend: "http://127.0.0.1:9".into(),
             },
             "127.0.0.1:0".parse().unwrap(),
             "sqlite::memory:",
