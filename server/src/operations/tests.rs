@@ -32,14 +32,32 @@ impl Drop for Setup {
 /// The seeded world, a store of `backend` synced once, and a control
 /// plane acting on the simulators. `tweak` edits the generated config.
 pub(crate) async fn setup(backend: &str, tweak: impl FnOnce(String) -> String) -> Setup {
+    setup_on(backend, None, |t, _| tweak(t)).await
+}
+
+/// [`setup`] with the target databases on PostgreSQL (`<prefix>_<env>`)
+/// when `pg_targets` names a prefix; `tweak` also gets the world.
+pub(crate) async fn setup_on(
+    backend: &str,
+    pg_targets: Option<&str>,
+    tweak: impl FnOnce(String, &World) -> String,
+) -> Setup {
     crate::integrations::install_tls_provider();
     let dir = std::env::temp_dir().join(format!("fd-ops-{}", crate::identity::random_id()));
-    let world = World::build(7, Speeds::quick(), Targets::Sqlite(dir.clone()))
-        .await
-        .unwrap();
+    let targets = match pg_targets {
+        Some(prefix) => Targets::Postgres {
+            server: crate::store::tests::PG_ADMIN_URL.into(),
+            prefix: prefix.into(),
+        },
+        None => Targets::Sqlite(dir.clone()),
+    };
+    let world = World::build(7, Speeds::quick(), targets).await.unwrap();
     let served = world.serve().await.unwrap();
     let text = crate::sandbox::sample_config(&served, "127.0.0.1:0".parse().unwrap(), "sqlite::memory:");
-    let text = tweak(text + "\n[operations]\nsmoke_timeout_seconds = 5\nlive_timeout_seconds = 20\n");
+    let text = tweak(
+        text + "\n[operations]\nsmoke_timeout_seconds = 5\nlive_timeout_seconds = 20\n",
+        &world,
+    );
     let config = Arc::new(Config::from_toml(&text).unwrap().with_secrets(world.secrets()));
     let store = TestStore::new(backend).await;
     sync(&store, &config).await;
@@ -331,4 +349,287 @@ async fn a_rollback_without_a_reason_is_refused_before_anything_is_written() {
         .unwrap_err();
     assert!(matches!(error, ControlError::Invalid(_)), "{error:?}");
     assert!(s.control.store().active_operations().await.unwrap().is_empty());
+}
+
+/// A rollback created by a panel that then "died": the operation is
+/// running, nobody holds it, and `steps_done` steps finished.
+async fn orphan(s: &Setup, database: bool, revert_code: bool) -> String {
+    // A panel without upstreams writes the operation but never drives it.
+    let writer = ControlPlane::new(s.store.store.clone(), s.config.clone());
+    let started = writer
+        .start_rollback(
+            &person("lee", Role::Lead),
+            &RequestMeta::default(),
+            "staging",
+            &RollbackAsk {
+                database,
+                revert_code,
+                ..ask("crash drill")
+            },
+            None,
+        )
+        .await
+        .unwrap();
+    started.id
+}
+
+fn system_event(action: &str) -> crate::audit::NewEvent {
+    crate::audit::NewEvent::new(
+        Actor::system("test").record(),
+        action,
+        crate::audit::Outcome::Started,
+        &RequestMeta::default(),
+    )
+}
+
+/// Marks step `position` done, as a panel would have before dying.
+async fn finish_step(s: &Setup, id: &str, position: i32) {
+    let store = &s.store.store;
+    store.step_started(id, position, &system_event("rollback.step")).await.unwrap();
+    let outcome = crate::store::operations::StepOutcome {
+        state: "done".into(),
+        ..Default::default()
+    };
+    store
+        .step_finished(id, position, &outcome, &system_event("rollback.step"))
+        .await
+        .unwrap();
+}
+
+async fn resume(s: &Setup) {
+    let executor = s.control.executor().unwrap();
+    assert_eq!(executor.resume().await.unwrap(), 1);
+}
+
+#[tokio::test]
+async fn a_rollback_sent_just_before_a_crash_is_found_on_render_not_sent_again() {
+    let s = setup("sqlite", |t| t).await;
+    let id = orphan(&s, false, false).await;
+    let (_, steps) = s.store.store.operation(&id).await.unwrap().unwrap();
+    let request: crate::operations::Request = serde_json::from_str(
+        &s.store.store.operation(&id).await.unwrap().unwrap().0.request,
+    )
+    .unwrap();
+    let crate::operations::Request::Rollback(r) = request else {
+        panic!("a rollback")
+    };
+    finish_step(&s, &id, 0).await;
+    // The intent was written, the call reached Render, then the panel died.
+    s.store
+        .store
+        .step_started(&id, 1, &system_event("rollback.step"))
+        .await
+        .unwrap();
+    let render = s.control.executor().unwrap().upstreams().render.clone().unwrap();
+    render
+        .rollback("srv-sandbox-staging", &r.target_deploy_id)
+        .await
+        .unwrap();
+    assert_eq!(steps[1].name, "render_rollback");
+
+    resume(&s).await;
+    assert_eq!(settled(&s.control, &id).await, state::SUCCEEDED);
+    assert_eq!(s.world.render.calls().rollbacks, 1, "not sent a second time");
+    let (_, steps) = s.store.store.operation(&id).await.unwrap().unwrap();
+    assert!(
+        steps[1].detail.as_deref().unwrap().contains("not sent again"),
+        "{:?}",
+        steps[1].detail
+    );
+}
+
+#[tokio::test]
+async fn a_rollback_whose_call_never_left_is_sent_once_after_the_restart() {
+    let s = setup("sqlite", |t| t).await;
+    let id = orphan(&s, false, false).await;
+    finish_step(&s, &id, 0).await;
+    s.store
+        .store
+        .step_started(&id, 1, &system_event("rollback.step"))
+        .await
+        .unwrap();
+    resume(&s).await;
+    assert_eq!(settled(&s.control, &id).await, state::SUCCEEDED);
+    assert_eq!(s.world.render.calls().rollbacks, 1);
+}
+
+#[tokio::test]
+async fn a_code_revert_cut_short_needs_a_lead_and_blocks_the_environment() {
+    let s = setup("sqlite", |t| t).await;
+    let id = orphan(&s, false, true).await;
+    let (_, steps) = s.store.store.operation(&id).await.unwrap().unwrap();
+    let revert = steps.iter().position(|s| s.name == "code_revert").unwrap() as i32;
+    // The freeze took the lock before the crash.
+    s.store
+        .store
+        .lock_for_operation("staging", "crash drill", "lee", &id, &system_event("environment.lock"))
+        .await
+        .unwrap()
+        .unwrap();
+    for position in 0..revert {
+        finish_step(&s, &id, position).await;
+    }
+    s.store
+        .store
+        .step_started(&id, revert, &system_event("rollback.step"))
+        .await
+        .unwrap();
+    resume(&s).await;
+    assert_eq!(settled(&s.control, &id).await, state::NEEDS_ATTENTION);
+    let lead = person("lee", Role::Lead);
+    let meta = RequestMeta::default();
+    // Still active: nothing else may start on staging.
+    let refused = s
+        .control
+        .start_deploy(&lead, &meta, "staging", &crate::control::DeployAsk::default(), None)
+        .await
+        .unwrap_err();
+    assert!(matches!(&refused, ControlError::Conflict(m) if m.contains(&id)), "{refused:?}");
+    // A lead resolves it with a note; the lock stays until unlocked.
+    s.control
+        .resolve_operation(&lead, &meta, &id, "checked GitHub: no commit was made", false)
+        .await
+        .unwrap();
+    let (op, _) = s.store.store.operation(&id).await.unwrap().unwrap();
+    assert_eq!((op.state.as_str(), op.active), ("failed", 0));
+    assert!(s.store.store.environment_lock("staging").await.unwrap().is_some());
+    assert_eq!(s.world.github.calls().commits_created, 0, "the revert was never sent");
+}
+
+#[tokio::test]
+async fn a_database_downgrade_runs_real_alembic_and_needs_a_lead_a_typed_revision_and_a_second_lead() {
+    use crate::sandbox::alembic::{sqlalchemy_url, tests::alembic_bin, write_project};
+    let prefix = format!("fd_ops_{}", crate::identity::random_id());
+    let project = std::env::temp_dir().join(format!("{prefix}-alembic"));
+    let s = setup_on("sqlite", Some(&prefix), |text, world| {
+        // Give production's database the real schema at the revision the
+        // simulator says it is at, and let the panel run Alembic on it.
+        let (url, _) = &world.targets["production"];
+        write_project(&project, &world.history, &sqlalchemy_url(url).unwrap()).unwrap();
+        // This closure is synchronous: a runtime of its own on its own thread.
+        let current = std::thread::scope(|scope| {
+            scope
+                .spawn(|| {
+                    tokio::runtime::Runtime::new().unwrap().block_on(async {
+                        let db = crate::sandbox::target_db::TargetDb::open(url).await.unwrap();
+                        let current = db.revisions().await.unwrap();
+                        db.set_revisions(&[]).await.unwrap();
+                        db.close().await;
+                        current
+                    })
+                })
+                .join()
+                .unwrap()
+        });
+        for revision in &current {
+            let out = std::process::Command::new(alembic_bin())
+                .args(["upgrade", revision])
+                .current_dir(&project)
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        }
+        let runner = format!(
+            "migration_runner = {{ kind = \"command\", command = \"{} downgrade {{revision}}\", dir = \"{}\" }}",
+            alembic_bin().display(),
+            project.display()
+        );
+        text.replacen(
+            "migration_runner = { kind = \"workflow\", workflow = \"db-rollback.yml\" }",
+            &runner,
+            1,
+        )
+    })
+    .await;
+    let meta = RequestMeta::default();
+    let lee = person("lee", Role::Lead);
+
+    // A target whose code is behind the database by a data-losing revision.
+    let releases = s.control.timeline(&lee, &meta, "production").await.unwrap().items;
+    let mut chosen = None;
+    for release in releases.iter().filter(|r| !r.is_live) {
+        let plan = s
+            .control
+            .rollback_plan(
+                &lee,
+                &meta,
+                "production",
+                &RollbackAsk {
+                    target_deploy_id: Some(release.deploy_id.clone()),
+                    database: true,
+                    ..RollbackAsk::default()
+                },
+            )
+            .await
+            .unwrap();
+        if !plan.blocked() && plan.requirements.typed_confirmation.is_some() {
+            chosen = Some((release.deploy_id.clone(), plan));
+            break;
+        }
+    }
+    let (target, plan) = chosen.expect("the seeded history has a data-losing downgrade to roll back over");
+    let revision = plan.downgrade_to.clone().unwrap();
+    assert!(plan.requirements.second_approval);
+    let downgrade = |by: &str, role, confirm: Option<&str>| {
+        let control = s.control.clone();
+        let ask = RollbackAsk {
+            target_deploy_id: Some(target.clone()),
+            database: true,
+            reason: "schema change broke exports".into(),
+            confirm_revision: confirm.map(str::to_owned),
+            ..RollbackAsk::default()
+        };
+        let actor = person(by, role);
+        async move {
+            control
+                .start_rollback(&actor, &RequestMeta::default(), "production", &ask, None)
+                .await
+        }
+    };
+    let error = downgrade("dana", Role::Deployer, Some(&revision)).await.unwrap_err();
+    assert!(matches!(error, ControlError::Forbidden(_)), "{error:?}");
+    let error = downgrade("lee", Role::Lead, None).await.unwrap_err();
+    assert!(matches!(&error, ControlError::Invalid(m) if m.contains(&revision)), "{error:?}");
+    let error = downgrade("lee", Role::Lead, Some("wrong")).await.unwrap_err();
+    assert!(matches!(error, ControlError::Invalid(_)), "{error:?}");
+
+    let started = downgrade("lee", Role::Lead, Some(&revision)).await.unwrap();
+    assert_eq!(started.initial_state, state::AWAITING_APPROVAL);
+    assert_eq!(s.world.render.calls().rollbacks, 0, "nothing runs before the approval");
+    let error = s.control.approve_operation(&lee, &meta, &started.id).await.unwrap_err();
+    assert!(matches!(error, ControlError::Forbidden(_)), "{error:?}");
+    s.control
+        .approve_operation(&person("kim", Role::Lead), &meta, &started.id)
+        .await
+        .unwrap();
+    assert_eq!(settled(&s.control, &started.id).await, state::SUCCEEDED);
+
+    let (op, steps) = s.store.store.operation(&started.id).await.unwrap().unwrap();
+    assert_eq!(op.approved_by.as_deref(), Some("kim"));
+    let step = steps.iter().find(|s| s.name == "database_downgrade").unwrap();
+    assert_eq!(step.state, "done", "{step:?}");
+    assert!(step.log.contains("Running downgrade"), "Alembic's output is kept: {}", step.log);
+    let (_, db) = &s.world.targets["production"];
+    let now = db.revisions().await.unwrap();
+    let expected: Vec<String> = if revision == "base" { vec![] } else { vec![revision.clone()] };
+    assert_eq!(now, expected);
+    let current = std::process::Command::new(alembic_bin())
+        .arg("current")
+        .current_dir(&project)
+        .output()
+        .unwrap();
+    let printed = String::from_utf8_lossy(&current.stdout);
+    assert!(printed.contains(&revision) || revision == "base", "alembic current: {printed}");
+
+    for (_, (_, db)) in &s.world.targets {
+        db.close().await;
+    }
+    let admin = sqlx::PgPool::connect(crate::store::tests::PG_ADMIN_URL).await.unwrap();
+    for env in ["production", "staging"] {
+        sqlx::query(&format!("DROP DATABASE IF EXISTS {prefix}_{env} WITH (FORCE)"))
+            .execute(&admin)
+            .await
+            .unwrap();
+    }
+    let _ = std::fs::remove_dir_all(&project);
 }
