@@ -137,7 +137,14 @@ impl Setup {
 
     /// The audit trail as `action outcome` lines, oldest first.
     pub async fn audit(&self) -> Vec<AuditRow> {
-        let pool = sqlx::SqlitePool::connect(&self.store_url)
+        audit_rows(&self.store_url).await
+    }
+}
+
+/// The audit trail of the SQLite store at `store_url`, oldest first.
+pub async fn audit_rows(store_url: &str) -> Vec<AuditRow> {
+    {
+        let pool = sqlx::SqlitePool::connect(store_url)
             .await
             .expect("the test store is a SQLite file");
         let rows = sqlx::query_as::<_, AuditRow>(

@@ -346,3 +346,143 @@ async fn the_release_view_shows_the_sandbox_history_as_text_and_follows_a_new_de
         .unwrap();
     assert_eq!(same_page, serde_json::json!(true), "without a reload");
 }
+
+/// The text of the first element matching `css`, once it exists.
+async fn text_of(browser: &Client, css: &str) -> String {
+    browser
+        .find(Locator::Css(css))
+        .await
+        .unwrap_or_else(|e| panic!("{css}: {e}"))
+        .text()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn production_rolls_back_to_the_last_good_release_in_one_click_and_the_trail_tells_it() {
+    let dir = TempDir::new("browser-rollback");
+    let sandbox = Sandbox::start(&dir, &["--seed", "3"]).await;
+    let cookie = sandbox.session().await;
+    sandbox
+        .wait_for_live_releases(&cookie, Duration::from_secs(120))
+        .await;
+    let driver = Driver::start().await;
+    let browser = driver.browser().await;
+    let (name, password) = sandbox.printed["sign-in"].split_once(" / ").unwrap();
+    sign_in(&browser, sandbox.panel(), name, password).await;
+    wait_for_hydration(&browser).await;
+
+    // One click (the offer opens), a reason, a confirmation.
+    let offer = "[data-env=production] details.rollback-offer";
+    let label = text_of(&browser, &format!("{offer} summary")).await;
+    assert!(label.starts_with("Roll back to deploy"), "{label}");
+    browser
+        .find(Locator::Css(&format!("{offer} summary")))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    browser
+        .find(Locator::Css(&format!("{offer} input[name=reason]")))
+        .await
+        .unwrap()
+        .send_keys("Checkout returns 500 since the last deploy")
+        .await
+        .unwrap();
+    browser
+        .find(Locator::Css(&format!("{offer} button.confirm-rollback")))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+
+    // The operation page follows every step to the end without a reload.
+    let mut url = String::new();
+    for _ in 0..100 {
+        url = browser.current_url().await.unwrap().to_string();
+        if url.contains("/operations/") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let id = url.rsplit('/').next().unwrap().to_owned();
+    assert!(url.contains("/operations/"), "landed on {url}");
+    wait_for_hydration(&browser).await;
+    let mut state = String::new();
+    for _ in 0..300 {
+        if let Ok(element) = browser.find(Locator::Css(".operation-state")).await {
+            state = element.attr("data-state").await.unwrap().unwrap_or_default();
+            if state != "running" {
+                break;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(state, "succeeded", "{}", text_of(&browser, "body").await);
+    let steps = browser.find_all(Locator::Css("li.step")).await.unwrap();
+    let mut seen = Vec::new();
+    for step in steps {
+        seen.push((
+            step.attr("data-step").await.unwrap().unwrap(),
+            step.attr("data-state").await.unwrap().unwrap(),
+        ));
+    }
+    let expected: Vec<(String, String)> = [
+        ("freeze", "done"),
+        ("render_rollback", "done"),
+        ("wait_live", "done"),
+        ("smoke", "done"),
+        ("notify", "skipped"),
+    ]
+    .iter()
+    .map(|(a, b)| ((*a).to_owned(), (*b).to_owned()))
+    .collect();
+    assert_eq!(seen, expected);
+
+    // Render got exactly one rollback and one autoDeploy "no".
+    let calls: serde_json::Value = http()
+        .get(format!("{}/_sandbox/calls", sandbox.printed["render"]))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(calls["rollbacks"], 1, "{calls}");
+    assert_eq!(calls["auto_deploy_patches"], 1, "{calls}");
+
+    // The deploy workflow's gate now says no.
+    let gate = http()
+        .get(format!(
+            "{}/api/v1/environments/production/gate?sha=abc1234",
+            sandbox.panel()
+        ))
+        .header("Cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(gate.status(), 423);
+
+    // The trail holds the start, each step's intent and outcome, the finish.
+    let store = format!("sqlite://{}", dir.0.join("flightdeck.db").display());
+    let trail: Vec<String> = flightdeck_tests::audit_rows(&store)
+        .await
+        .into_iter()
+        .filter(|row| row.target.as_deref() == Some(id.as_str()))
+        .map(|row| format!("{} {}", row.action, row.outcome))
+        .collect();
+    assert_eq!(trail.first().map(String::as_str), Some("rollback.start started"));
+    assert_eq!(trail.last().map(String::as_str), Some("rollback.finish succeeded"));
+    assert_eq!(
+        trail.iter().filter(|t| *t == "rollback.step started").count(),
+        5,
+        "{trail:?}"
+    );
+    assert_eq!(
+        trail.iter().filter(|t| *t == "rollback.step succeeded").count(),
+        5,
+        "{trail:?}"
+    );
+}

@@ -633,3 +633,4 @@ async fn a_database_downgrade_runs_real_alembic_and_needs_a_lead_a_typed_revisio
     }
     let _ = std::fs::remove_dir_all(&project);
 }
+

@@ -206,7 +206,7 @@ where
 
 /// Counts of the calls that change something, for tests that must prove a
 /// call was made exactly once (or never).
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
+#[derive(Debug, Default, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct CallCounts {
     pub dispatches: u32,
     pub reruns: u32,
@@ -532,7 +532,15 @@ impl GithubSim {
                 around_every_request,
             ))
             .with_state(self.clone());
-        self.inner.faults.wrap(api)
+        // Beside the faults: tests read the counts whatever faults are set.
+        let sim = self.clone();
+        self.inner.faults.wrap(api).route(
+            "/_sandbox/calls",
+            axum::routing::get(move || {
+                let sim = sim.clone();
+                async move { axum::Json(sim.calls()) }
+            }),
+        )
     }
 
     /// Serves the API on `listener` and starts the ticker and the webhook

@@ -174,7 +174,7 @@ struct World {
 
 /// Counts of the calls that change something, for tests that must prove a
 /// call was made exactly once (or never).
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
+#[derive(Debug, Default, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct CallCounts {
     pub deploys_triggered: u32,
     pub rollbacks: u32,
@@ -423,6 +423,12 @@ impl RenderSim {
             Router::new()
                 .nest("/v1", api)
                 .route("/deploy/{service_id}", post(deploy_hook).get(deploy_hook))
+                .with_state(self.clone()),
+        )
+        // Beside the faults: tests read the counts whatever faults are set.
+        .merge(
+            Router::new()
+                .route("/_sandbox/calls", get(calls))
                 .with_state(self.clone()),
         )
     }
@@ -1300,3 +1306,8 @@ async fn get_event(
 
 #[cfg(test)]
 mod tests;
+
+/// `GET /_sandbox/calls`: [`CallCounts`] as JSON, for black-box tests.
+async fn calls(State(sim): State<RenderSim>) -> Json<CallCounts> {
+    Json(sim.calls())
+}
