@@ -413,7 +413,11 @@ async fn production_rolls_back_to_the_last_good_release_in_one_click_and_the_tra
     let mut state = String::new();
     for _ in 0..300 {
         if let Ok(element) = browser.find(Locator::Css(".operation-state")).await {
-            state = element.attr("data-state").await.unwrap().unwrap_or_default();
+            state = element
+                .attr("data-state")
+                .await
+                .unwrap()
+                .unwrap_or_default();
             if state != "running" {
                 break;
             }
@@ -473,15 +477,27 @@ async fn production_rolls_back_to_the_last_good_release_in_one_click_and_the_tra
         .filter(|row| row.target.as_deref() == Some(id.as_str()))
         .map(|row| format!("{} {}", row.action, row.outcome))
         .collect();
-    assert_eq!(trail.first().map(String::as_str), Some("rollback.start started"));
-    assert_eq!(trail.last().map(String::as_str), Some("rollback.finish succeeded"));
     assert_eq!(
-        trail.iter().filter(|t| *t == "rollback.step started").count(),
+        trail.first().map(String::as_str),
+        Some("rollback.start started")
+    );
+    assert_eq!(
+        trail.last().map(String::as_str),
+        Some("rollback.finish succeeded")
+    );
+    assert_eq!(
+        trail
+            .iter()
+            .filter(|t| *t == "rollback.step started")
+            .count(),
         5,
         "{trail:?}"
     );
     assert_eq!(
-        trail.iter().filter(|t| *t == "rollback.step succeeded").count(),
+        trail
+            .iter()
+            .filter(|t| *t == "rollback.step succeeded")
+            .count(),
         5,
         "{trail:?}"
     );

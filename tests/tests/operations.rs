@@ -41,8 +41,17 @@ impl Api {
     async fn user(&self, name: &str, role: &str) -> String {
         let config = std::path::PathBuf::from(&self.sandbox.printed["config"]);
         let password = "correct horse battery staple";
-        let out = cli_with_config(&config, &["user", "add", name, "--role", role], Some(password)).await;
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let out = cli_with_config(
+            &config,
+            &["user", "add", name, "--role", role],
+            Some(password),
+        )
+        .await;
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let response = self
             .post("/auth/login", None)
             .form(&[("name", name), ("password", password)])
@@ -57,7 +66,16 @@ impl Api {
     async fn upstream_calls(&self) -> (Value, Value) {
         let get = |base: &str| {
             let url = format!("{base}/_sandbox/calls");
-            async move { http().get(url).send().await.unwrap().json::<Value>().await.unwrap() }
+            async move {
+                http()
+                    .get(url)
+                    .send()
+                    .await
+                    .unwrap()
+                    .json::<Value>()
+                    .await
+                    .unwrap()
+            }
         };
         (
             get(&self.sandbox.printed["render"]).await,
@@ -92,7 +110,10 @@ async fn fifty_concurrent_rollback_requests_make_one_operation_and_49_conflicts(
     let mut tasks = Vec::new();
     for _ in 0..50 {
         let request = api
-            .post("/api/v1/environments/production/rollbacks", Some(&api.admin))
+            .post(
+                "/api/v1/environments/production/rollbacks",
+                Some(&api.admin),
+            )
             .json(&json!({ "reason": "checkout is down", "target_deploy_id": null }));
         tasks.push(tokio::spawn(async move {
             let response = request.send().await.unwrap();
@@ -186,14 +207,54 @@ async fn every_action_refused_to_the_wrong_role_sends_nothing_upstream() {
     let rollback = json!({ "reason": "r" });
     // (method, path, body, who may not)
     let actions: Vec<(&str, String, Value, Vec<&str>)> = vec![
-        ("POST", "/api/v1/environments/production/rollbacks".into(), rollback.clone(), vec!["anonymous", "viewer"]),
-        ("POST", "/api/v1/environments/production/deploys".into(), json!({}), vec!["anonymous", "viewer"]),
-        ("POST", format!("/api/v1/runs/{run_id}/rerun"), json!({}), vec!["anonymous", "viewer"]),
-        ("POST", format!("/api/v1/runs/{run_id}/cancel"), json!({}), vec!["anonymous", "viewer"]),
-        ("PUT", "/api/v1/environments/production/lock".into(), json!({"reason": "freeze"}), vec!["anonymous", "viewer"]),
-        ("DELETE", "/api/v1/environments/production/lock".into(), json!({"note": "ok"}), vec!["anonymous", "viewer", "deployer"]),
-        ("POST", "/api/v1/operations/op-none/approve".into(), json!({}), vec!["anonymous", "viewer", "deployer"]),
-        ("POST", "/api/v1/operations/op-none/resolve".into(), json!({"note": "n"}), vec!["anonymous", "viewer", "deployer"]),
+        (
+            "POST",
+            "/api/v1/environments/production/rollbacks".into(),
+            rollback.clone(),
+            vec!["anonymous", "viewer"],
+        ),
+        (
+            "POST",
+            "/api/v1/environments/production/deploys".into(),
+            json!({}),
+            vec!["anonymous", "viewer"],
+        ),
+        (
+            "POST",
+            format!("/api/v1/runs/{run_id}/rerun"),
+            json!({}),
+            vec!["anonymous", "viewer"],
+        ),
+        (
+            "POST",
+            format!("/api/v1/runs/{run_id}/cancel"),
+            json!({}),
+            vec!["anonymous", "viewer"],
+        ),
+        (
+            "PUT",
+            "/api/v1/environments/production/lock".into(),
+            json!({"reason": "freeze"}),
+            vec!["anonymous", "viewer"],
+        ),
+        (
+            "DELETE",
+            "/api/v1/environments/production/lock".into(),
+            json!({"note": "ok"}),
+            vec!["anonymous", "viewer", "deployer"],
+        ),
+        (
+            "POST",
+            "/api/v1/operations/op-none/approve".into(),
+            json!({}),
+            vec!["anonymous", "viewer", "deployer"],
+        ),
+        (
+            "POST",
+            "/api/v1/operations/op-none/resolve".into(),
+            json!({"note": "n"}),
+            vec!["anonymous", "viewer", "deployer"],
+        ),
     ];
     let before = api.upstream_calls().await;
     for (method, path, body, refused) in &actions {
@@ -214,12 +275,20 @@ async fn every_action_refused_to_the_wrong_role_sends_nothing_upstream() {
             }
             let response = request.send().await.unwrap();
             let expected = if *who == "anonymous" { 401 } else { 403 };
-            assert_eq!(response.status().as_u16(), expected, "{who} {method} {path}");
+            assert_eq!(
+                response.status().as_u16(),
+                expected,
+                "{who} {method} {path}"
+            );
             let error: Value = response.json().await.unwrap();
             assert!(error["error"]["code"].is_string(), "{error}");
         }
     }
-    assert_eq!(api.upstream_calls().await, before, "refused callers reach nothing upstream");
+    assert_eq!(
+        api.upstream_calls().await,
+        before,
+        "refused callers reach nothing upstream"
+    );
 
     // The allowed side: a deployer's re-run reaches GitHub, once.
     let rerun = api

@@ -16,7 +16,10 @@ pub fn OperationPage() -> impl IntoView {
     let params = leptos_router::hooks::use_params_map();
     let id = Memo::new(move |_| params.read().get("id").unwrap_or_default());
     let changes = use_live_changes();
-    let page = Resource::new(move || (id.get(), changes.total()), |(id, _)| get_operation(id));
+    let page = Resource::new(
+        move || (id.get(), changes.total()),
+        |(id, _)| get_operation(id),
+    );
     view! {
         <Title text=move || format!("Operation {} · Flightdeck", id.get())/>
         <Transition fallback=|| view! { <p class="loading">"Loading…"</p> }>

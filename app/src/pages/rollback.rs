@@ -57,16 +57,24 @@ fn versions(v: &Option<Vec<String>>) -> String {
 #[component]
 fn Plan(plan: RollbackView) -> impl IntoView {
     let env = plan.environment.name.clone();
-    let target_id = plan.to.as_ref().map(|r| r.deploy_id.clone()).unwrap_or_default();
+    let target_id = plan
+        .to
+        .as_ref()
+        .map(|r| r.deploy_id.clone())
+        .unwrap_or_default();
     let from = plan
         .from
         .clone()
-        .map(|r| view! { <Commit release=r.clone()/> " (" <code>{r.deploy_id}</code> ")" }.into_any())
+        .map(|r| {
+            view! { <Commit release=r.clone()/> " (" <code>{r.deploy_id}</code> ")" }.into_any()
+        })
         .unwrap_or_else(|| view! { <span class="muted">"nothing is live"</span> }.into_any());
     let to = plan
         .to
         .clone()
-        .map(|r| view! { <Commit release=r.clone()/> " (" <code>{r.deploy_id}</code> ")" }.into_any())
+        .map(|r| {
+            view! { <Commit release=r.clone()/> " (" <code>{r.deploy_id}</code> ")" }.into_any()
+        })
         .unwrap_or_else(|| view! { <span class="muted">"no target"</span> }.into_any());
     let checks = plan
         .checks
@@ -80,7 +88,8 @@ fn Plan(plan: RollbackView) -> impl IntoView {
         })
         .collect_view();
     let commits = if plan.commits.is_empty() {
-        view! { <p class="muted">"No commit list (GitHub's compare was not available)."</p> }.into_any()
+        view! { <p class="muted">"No commit list (GitHub's compare was not available)."</p> }
+            .into_any()
     } else {
         let rows = plan
             .commits

@@ -11,7 +11,9 @@ use crate::config::{EnvironmentConfig, RevertConfig};
 use crate::identity::{Actor, random_id};
 use crate::operations::{DeployRequest, Request, RollbackRequest, request_hash, state};
 use crate::releases::{self, CiState};
-use crate::rollback::{self, Level, Plan, PlanInput, RevertMode, RollbackOptions, RunningOperation};
+use crate::rollback::{
+    self, Level, Plan, PlanInput, RevertMode, RollbackOptions, RunningOperation,
+};
 use crate::store::operations::{Created, NewOperation, OperationRow, StepRow};
 use crate::views;
 use app::model::{
@@ -107,7 +109,9 @@ fn reason_text(reason: &str) -> Result<String, ControlError> {
         ));
     }
     if reason.chars().count() > 500 {
-        return Err(ControlError::Invalid("Keep the reason under 500 characters.".into()));
+        return Err(ControlError::Invalid(
+            "Keep the reason under 500 characters.".into(),
+        ));
     }
     Ok(reason.to_owned())
 }
@@ -197,7 +201,10 @@ impl ControlPlane {
             require_approval_for: env.require_approval_for.clone(),
             releases,
         };
-        let gh = self.executor.as_ref().and_then(|e| e.upstreams().github.clone());
+        let gh = self
+            .executor
+            .as_ref()
+            .and_then(|e| e.upstreams().github.clone());
         if github && let Some(gh) = gh {
             let live = input.releases.iter().find(|r| r.is_live).cloned();
             let target = match &input.target {
@@ -218,12 +225,14 @@ impl ControlPlane {
                         .iter()
                         .filter(|r| r.head_sha == sha && r.workflow_file == env.deploy_workflow)
                         .collect();
-                    of.sort_by(|a, b| b.created_at.cmp(&a.created_at));
+                    of.sort_by_key(|r| std::cmp::Reverse(r.created_at));
                     input.commit_ci.insert(sha, releases::ci_state(&of));
                 }
                 input.comparison = Some(comparison);
             }
-            if let Ok(Ok(head)) = tokio::time::timeout(GITHUB_WAIT, gh.branch_head(&env.branch)).await {
+            if let Ok(Ok(head)) =
+                tokio::time::timeout(GITHUB_WAIT, gh.branch_head(&env.branch)).await
+            {
                 input.branch_head_now = Some(head);
             }
         }
@@ -249,7 +258,8 @@ impl ControlPlane {
         env: &str,
         ask: &RollbackAsk,
     ) -> Result<Plan, ControlError> {
-        self.require(actor, Role::Viewer, "rollback.plan", meta).await?;
+        self.require(actor, Role::Viewer, "rollback.plan", meta)
+            .await?;
         let config = self.environment(env)?;
         let input = self
             .plan_input(
@@ -271,7 +281,8 @@ impl ControlPlane {
         env: &str,
         ask: &RollbackAsk,
     ) -> Result<RollbackView, ControlError> {
-        self.require(actor, Role::Viewer, "rollback.plan", meta).await?;
+        self.require(actor, Role::Viewer, "rollback.plan", meta)
+            .await?;
         let config = self.environment(env)?;
         let options = self.options(ask.database, ask.revert_code);
         let input = self
@@ -559,7 +570,11 @@ impl ControlPlane {
             )
             .await?;
         let plan = rollback::plan(&input);
-        let blocks: Vec<_> = plan.checks.iter().filter(|c| c.level == Level::Block).collect();
+        let blocks: Vec<_> = plan
+            .checks
+            .iter()
+            .filter(|c| c.level == Level::Block)
+            .collect();
         if let Some(check) = blocks.iter().find(|c| matches!(c.id, "operation" | "lock")) {
             let error = ControlError::Conflict(check.sentence.clone());
             return self.refuse(actor, meta, ACTION, env, error).await;
@@ -573,7 +588,8 @@ impl ControlPlane {
             return self.refuse(actor, meta, ACTION, env, error).await;
         }
         let requirements = &plan.requirements;
-        self.require(actor, requirements.required_role, ACTION, meta).await?;
+        self.require(actor, requirements.required_role, ACTION, meta)
+            .await?;
         if let Some(revision) = &requirements.typed_confirmation
             && ask.confirm_revision.as_deref().map(str::trim) != Some(revision.as_str())
         {
@@ -594,7 +610,11 @@ impl ControlPlane {
             database,
             revert_code: ask.revert_code,
             revert_mode: plan.options.revert_mode,
-            downgrade_to: if database { plan.downgrade_to.clone() } else { None },
+            downgrade_to: if database {
+                plan.downgrade_to.clone()
+            } else {
+                None
+            },
             reason,
         });
         let break_glass = requirements.break_glass && !actor.role.allows(Role::Lead);
@@ -627,7 +647,11 @@ impl ControlPlane {
         const ACTION: &str = "deploy.trigger";
         self.require(actor, Role::Deployer, ACTION, meta).await?;
         self.environment(env)?;
-        let commit = ask.commit.as_deref().map(str::trim).filter(|c| !c.is_empty());
+        let commit = ask
+            .commit
+            .as_deref()
+            .map(str::trim)
+            .filter(|c| !c.is_empty());
         if let Some(sha) = commit
             && (!(7..=40).contains(&sha.len()) || !sha.chars().all(|c| c.is_ascii_hexdigit()))
         {
@@ -644,8 +668,19 @@ impl ControlPlane {
             commit: commit.map(str::to_owned),
             reason,
         });
-        self.create(actor, meta, ACTION, env, request, json!({}), false, false, key, hash)
-            .await
+        self.create(
+            actor,
+            meta,
+            ACTION,
+            env,
+            request,
+            json!({}),
+            false,
+            false,
+            key,
+            hash,
+        )
+        .await
     }
 
     /// One operation with its steps (viewer and up).
@@ -655,7 +690,8 @@ impl ControlPlane {
         meta: &RequestMeta,
         id: &str,
     ) -> Result<OperationView, ControlError> {
-        self.require(actor, Role::Viewer, "operation.view", meta).await?;
+        self.require(actor, Role::Viewer, "operation.view", meta)
+            .await?;
         let (op, steps) = self
             .store
             .operation(id)
@@ -671,15 +707,25 @@ impl ControlPlane {
                 r.target_deploy_id,
                 &r.target_commit[..r.target_commit.len().min(7)],
                 if r.database {
-                    format!(", downgrading the database to {}", r.downgrade_to.as_deref().unwrap_or("?"))
+                    format!(
+                        ", downgrading the database to {}",
+                        r.downgrade_to.as_deref().unwrap_or("?")
+                    )
                 } else {
                     String::new()
                 },
-                if r.revert_code { ", reverting the code on GitHub" } else { "" },
+                if r.revert_code {
+                    ", reverting the code on GitHub"
+                } else {
+                    ""
+                },
             ),
             Some(Request::Deploy(d)) => format!(
                 "Deploy {} to {}",
-                d.commit.as_deref().map(|c| &c[..c.len().min(7)]).unwrap_or("the branch's head"),
+                d.commit
+                    .as_deref()
+                    .map(|c| &c[..c.len().min(7)])
+                    .unwrap_or("the branch's head"),
                 op.environment
             ),
             None => format!("{} on {}", op.kind, op.environment),
@@ -688,7 +734,10 @@ impl ControlPlane {
             viewer: viewer_of(actor),
             brief: brief(&op),
             environment: op.environment.clone(),
-            reason: request.as_ref().map(|r| r.reason().to_owned()).unwrap_or_default(),
+            reason: request
+                .as_ref()
+                .map(|r| r.reason().to_owned())
+                .unwrap_or_default(),
             summary,
             requested_role: op.requested_role.clone(),
             approved_by: op.approved_by.clone(),
@@ -725,7 +774,10 @@ impl ControlPlane {
             let error = ControlError::Forbidden(
                 "A second lead must approve: you requested this operation.".into(),
             );
-            return self.refuse(actor, meta, ACTION, &op.environment, error).await.map(|_| ());
+            return self
+                .refuse(actor, meta, ACTION, &op.environment, error)
+                .await
+                .map(|_| ());
         }
         let event = NewEvent::new(actor.record(), ACTION, Outcome::Succeeded, meta)
             .environment(&op.environment)
@@ -748,7 +800,10 @@ impl ControlPlane {
                 "Operation {id} is {}, not waiting for approval.",
                 op.state.replace('_', " ")
             ));
-            return self.refuse(actor, meta, ACTION, &op.environment, error).await.map(|_| ());
+            return self
+                .refuse(actor, meta, ACTION, &op.environment, error)
+                .await
+                .map(|_| ());
         }
         if let Some(executor) = &self.executor {
             executor.start(id);
@@ -777,9 +832,18 @@ impl ControlPlane {
             .ok_or_else(|| ControlError::NotFound(format!("operation {id}")))?;
         let note = match reason_text(note) {
             Ok(note) => note,
-            Err(error) => return self.refuse(actor, meta, ACTION, &op.environment, error).await.map(|_| ()),
+            Err(error) => {
+                return self
+                    .refuse(actor, meta, ACTION, &op.environment, error)
+                    .await
+                    .map(|_| ());
+            }
         };
-        let to = if succeeded { state::SUCCEEDED } else { state::FAILED };
+        let to = if succeeded {
+            state::SUCCEEDED
+        } else {
+            state::FAILED
+        };
         let event = NewEvent::new(actor.record(), ACTION, Outcome::Succeeded, meta)
             .environment(&op.environment)
             .target(id)
@@ -801,7 +865,10 @@ impl ControlPlane {
                 "Operation {id} is {}; only one that needs attention or waits for approval is resolved by hand.",
                 op.state.replace('_', " ")
             ));
-            return self.refuse(actor, meta, ACTION, &op.environment, error).await.map(|_| ());
+            return self
+                .refuse(actor, meta, ACTION, &op.environment, error)
+                .await
+                .map(|_| ());
         }
         self.changed(&op.environment);
         Ok(())
@@ -823,7 +890,11 @@ impl ControlPlane {
             .run(run_id)
             .await?
             .ok_or_else(|| ControlError::NotFound(format!("run {run_id}")))?;
-        let Some(github) = self.executor.as_ref().and_then(|e| e.upstreams().github.clone()) else {
+        let Some(github) = self
+            .executor
+            .as_ref()
+            .and_then(|e| e.upstreams().github.clone())
+        else {
             return Err(ControlError::Conflict(
                 "GitHub is not configured or its token variable is not set.".into(),
             ));
@@ -837,7 +908,9 @@ impl ControlPlane {
         let event = |outcome| {
             let mut e = NewEvent::new(actor.record(), name, outcome, meta)
                 .target(run_id.to_string())
-                .params(json!({ "run": run_id, "workflow": run.workflow_file, "sha": run.head_sha }));
+                .params(
+                    json!({ "run": run_id, "workflow": run.workflow_file, "sha": run.head_sha }),
+                );
             if let Some(env) = &env {
                 e = e.environment(env);
             }
@@ -868,14 +941,29 @@ impl ControlPlane {
         &self,
         env: &str,
     ) -> Result<(Option<app::model::LockView>, Option<OperationBrief>), ControlError> {
-        let lock = self.store.environment_lock(env).await?.map(|l| app::model::LockView {
-            reason: l.reason,
-            locked_by: l.locked_by,
-            locked_at: l.locked_at,
-        });
-        let op = match self.store.active_operations().await?.into_iter().find(|o| o.environment == env) {
+        let lock = self
+            .store
+            .environment_lock(env)
+            .await?
+            .map(|l| app::model::LockView {
+                reason: l.reason,
+                locked_by: l.locked_by,
+                locked_at: l.locked_at,
+            });
+        let op = match self
+            .store
+            .active_operations()
+            .await?
+            .into_iter()
+            .find(|o| o.environment == env)
+        {
             Some(op) => Some(brief(&op)),
-            None => self.store.recent_operations(env, 1).await?.first().map(brief),
+            None => self
+                .store
+                .recent_operations(env, 1)
+                .await?
+                .first()
+                .map(brief),
         };
         Ok((lock, op))
     }
@@ -896,4 +984,3 @@ impl RunAction {
         }
     }
 }
-

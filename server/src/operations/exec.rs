@@ -84,7 +84,12 @@ impl Drop for Driving {
 }
 
 impl Executor {
-    pub fn new(store: Store, config: Arc<Config>, upstreams: Upstreams, on_change: OnChange) -> Self {
+    pub fn new(
+        store: Store,
+        config: Arc<Config>,
+        upstreams: Upstreams,
+        on_change: OnChange,
+    ) -> Self {
         crate::integrations::install_tls_provider();
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(10))
@@ -138,7 +143,9 @@ impl Executor {
                 .lease_until
                 .as_deref()
                 .is_none_or(|until| until < now_text().as_str());
-            if op.state == state::RUNNING && (expired || op.runner.as_deref() == Some(&self.inner.runner)) {
+            if op.state == state::RUNNING
+                && (expired || op.runner.as_deref() == Some(&self.inner.runner))
+            {
                 self.start(&op.id);
                 started += 1;
             }
@@ -170,7 +177,10 @@ impl Executor {
 
     async fn drive(&self, id: &str) -> Result<(), StoreError> {
         let store = &self.inner.store;
-        if !store.claim_operation(id, &self.inner.runner, &self.lease_until()).await? {
+        if !store
+            .claim_operation(id, &self.inner.runner, &self.lease_until())
+            .await?
+        {
             return Ok(());
         }
         let renewal = {
@@ -211,16 +221,21 @@ impl Executor {
                 .find(|e| e.name.as_str() == op.environment)
             else {
                 let why = format!("the environment {} is no longer configured", op.environment);
-                return self.finish(&op, &request, state::NEEDS_ATTENTION, Some(&why)).await;
+                return self
+                    .finish(&op, &request, state::NEEDS_ATTENTION, Some(&why))
+                    .await;
             };
-            let Some(row) = steps.iter().find(|s| {
-                s.state == step_state::PENDING || s.state == step_state::RUNNING
-            }) else {
+            let Some(row) = steps
+                .iter()
+                .find(|s| s.state == step_state::PENDING || s.state == step_state::RUNNING)
+            else {
                 return self.finish(&op, &request, state::SUCCEEDED, None).await;
             };
             let Some(step) = Step::from_name(&row.name) else {
                 let why = format!("step {} is unknown to this version", row.name);
-                return self.finish(&op, &request, state::NEEDS_ATTENTION, Some(&why)).await;
+                return self
+                    .finish(&op, &request, state::NEEDS_ATTENTION, Some(&why))
+                    .await;
             };
             let ctx = Ctx {
                 op: &op,
@@ -385,7 +400,8 @@ impl Executor {
             {
                 Ok(Some(to)) => done(format!("Posted the outcome to {to}.")),
                 Ok(None) => Ended::Skipped(
-                    "No notification webhook is configured ([operations] notify_webhook_env).".into(),
+                    "No notification webhook is configured ([operations] notify_webhook_env)."
+                        .into(),
                 ),
                 Err(error) => Ended::Failed(format!("The outcome could not be posted: {error}")),
             },
@@ -394,11 +410,9 @@ impl Executor {
 
     /// Finishes a step the panel was in the middle of when it stopped.
     async fn reconcile(&self, ctx: &Ctx<'_>, step: Step) -> Ended {
-        let started = ctx
-            .row
-            .started_at
-            .as_deref()
-            .and_then(|t| OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339).ok());
+        let started = ctx.row.started_at.as_deref().and_then(|t| {
+            OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339).ok()
+        });
         match step {
             // Idempotent: the lock is this operation's own, autoDeploy "no"
             // twice is "no", waiting and probing send nothing.
@@ -465,7 +479,10 @@ impl Executor {
             Ok(render) => render,
             Err(ended) => return ended,
         };
-        match render.set_auto_deploy(&ctx.env.render_service_id, false).await {
+        match render
+            .set_auto_deploy(&ctx.env.render_service_id, false)
+            .await
+        {
             Ok(service) if !service.auto_deploy => done(format!(
                 "Locked {env}; Render's auto-deploy of {} is off.",
                 service.name
@@ -533,7 +550,9 @@ impl Executor {
             Ok(response) if response.status().is_success() => {
                 done("Called the deploy hook (Render does not attribute hook deploys).")
             }
-            Ok(response) => Ended::Failed(format!("The deploy hook answered {}.", response.status())),
+            Ok(response) => {
+                Ended::Failed(format!("The deploy hook answered {}.", response.status()))
+            }
             Err(_) => Ended::Failed("The deploy hook could not be reached.".into()),
         }
     }
@@ -547,10 +566,15 @@ impl Executor {
         step: Step,
         started: Option<OffsetDateTime>,
     ) -> Result<Option<Ended>, String> {
-        let render = self.render_for().map_err(|_| "Render is not configured".to_owned())?;
+        let render = self
+            .render_for()
+            .map_err(|_| "Render is not configured".to_owned())?;
         let service = &ctx.env.render_service_id;
         let since = started.unwrap_or(OffsetDateTime::UNIX_EPOCH) - time::Duration::seconds(5);
-        let deploys = render.deploys(service, 20).await.map_err(|e| e.to_string())?;
+        let deploys = render
+            .deploys(service, 20)
+            .await
+            .map_err(|e| e.to_string())?;
         let (trigger, commit) = match ctx.request {
             Request::Rollback(r) => (DeployTrigger::Rollback, Some(r.target_commit.as_str())),
             Request::Deploy(d) => (DeployTrigger::Api, d.commit.as_deref()),
@@ -580,7 +604,9 @@ impl Executor {
             .steps
             .iter()
             .filter(|s| s.position < ctx.row.position)
-            .find(|s| s.name == Step::RenderRollback.name() || s.name == Step::TriggerDeploy.name());
+            .find(|s| {
+                s.name == Step::RenderRollback.name() || s.name == Step::TriggerDeploy.name()
+            });
         let mut deploy_id = started_by.and_then(|s| s.upstream_id.clone());
         let deadline = tokio::time::Instant::now()
             + Duration::from_secs(self.inner.config.operations.live_timeout_seconds);
@@ -590,10 +616,16 @@ impl Executor {
                 // A queued or hook deploy: the newest one created since the step began.
                 let since = started_by
                     .and_then(|s| s.started_at.as_deref())
-                    .and_then(|t| OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339).ok())
+                    .and_then(|t| {
+                        OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339)
+                            .ok()
+                    })
                     .unwrap_or(OffsetDateTime::UNIX_EPOCH);
                 if let Ok(deploys) = render.deploys(service, 10).await {
-                    deploy_id = deploys.into_iter().find(|d| d.created_at >= since).map(|d| d.id);
+                    deploy_id = deploys
+                        .into_iter()
+                        .find(|d| d.created_at >= since)
+                        .map(|d| d.id);
                 }
             }
             if let Some(id) = &deploy_id {
@@ -605,7 +637,9 @@ impl Executor {
                             upstream_id: Some(id.clone()),
                         };
                     }
-                    Ok(deploy) if deploy.status.failed() || deploy.status == DeployStatus::Deactivated => {
+                    Ok(deploy)
+                        if deploy.status.failed() || deploy.status == DeployStatus::Deactivated =>
+                    {
                         return Ended::Failed(format!(
                             "Deploy {id} ended {} instead of going live.",
                             deploy.status.as_str().replace('_', " ")
@@ -619,7 +653,9 @@ impl Executor {
                 return Ended::Failed(format!(
                     "The deploy was not live after {} s{}.",
                     self.inner.config.operations.live_timeout_seconds,
-                    last_error.map(|e| format!(" (last error: {e})")).unwrap_or_default()
+                    last_error
+                        .map(|e| format!(" (last error: {e})"))
+                        .unwrap_or_default()
                 ));
             }
             tokio::time::sleep(self.inner.poll).await;
@@ -643,11 +679,19 @@ impl Executor {
                     redact.push(url.expose().to_owned());
                 }
                 env.push(("FLIGHTDECK_ENVIRONMENT".into(), ctx.env.name.to_string()));
-                let finished =
-                    match runner::run(command, target, dir.as_deref(), &env, &redact, timeout).await {
-                        Ok(finished) => finished,
-                        Err(why) => return Ended::Failed(why),
-                    };
+                let finished = match runner::run(
+                    command,
+                    target,
+                    dir.as_deref(),
+                    &env,
+                    &redact,
+                    timeout,
+                )
+                .await
+                {
+                    Ok(finished) => finished,
+                    Err(why) => return Ended::Failed(why),
+                };
                 let _ = self
                     .inner
                     .store
@@ -731,7 +775,12 @@ impl Executor {
             .upstreams
             .databases
             .get(ctx.env.name.as_str())
-            .ok_or_else(|| format!("{} is not set, so the database cannot be read back", ctx.env.database_url_env))?;
+            .ok_or_else(|| {
+                format!(
+                    "{} is not set, so the database cannot be read back",
+                    ctx.env.database_url_env
+                )
+            })?;
         let versions = db.versions().await.map_err(|e| e.to_string())?;
         let expected: Vec<String> = if target == "base" {
             Vec::new()
@@ -741,7 +790,11 @@ impl Executor {
         if versions == expected {
             Ok(format!(
                 "alembic_version reads {}, the target.",
-                if target == "base" { "no row (base)" } else { target }
+                if target == "base" {
+                    "no row (base)"
+                } else {
+                    target
+                }
             ))
         } else {
             Err(format!(
@@ -756,7 +809,9 @@ impl Executor {
             return Ended::Failed("not a rollback".into());
         };
         let Some(github) = &self.inner.upstreams.github else {
-            return Ended::Failed("GitHub is not configured or its token variable is not set.".into());
+            return Ended::Failed(
+                "GitHub is not configured or its token variable is not set.".into(),
+            );
         };
         let branch = &ctx.env.branch;
         let short = &r.target_commit[..r.target_commit.len().min(7)];
@@ -765,21 +820,33 @@ impl Executor {
              nothing was force-pushed.",
             r.reason, ctx.op.id, ctx.op.requested_by, r.target_commit
         );
-        let sha = match github.commit_with_tree_of(branch, &r.target_commit, &message).await {
+        let sha = match github
+            .commit_with_tree_of(branch, &r.target_commit, &message)
+            .await
+        {
             Ok(sha) => sha,
-            Err(error) => return Ended::Failed(format!("GitHub refused the revert commit: {error}")),
+            Err(error) => {
+                return Ended::Failed(format!("GitHub refused the revert commit: {error}"));
+            }
         };
         match r.revert_mode {
             RevertMode::FastForward => match github.fast_forward(branch, &sha).await {
                 Ok(()) => Ended::Done {
                     upstream_url: None,
-                    detail: format!("{branch} now has {}'s code (commit {}).", short, &sha[..sha.len().min(7)]),
+                    detail: format!(
+                        "{branch} now has {}'s code (commit {}).",
+                        short,
+                        &sha[..sha.len().min(7)]
+                    ),
                     upstream_id: Some(sha),
                 },
                 Err(error) => Ended::Failed(format!("GitHub refused to move {branch}: {error}")),
             },
             RevertMode::PullRequest => {
-                let head = format!("flightdeck/rollback-{}", &ctx.op.id[..ctx.op.id.len().min(8)]);
+                let head = format!(
+                    "flightdeck/rollback-{}",
+                    &ctx.op.id[..ctx.op.id.len().min(8)]
+                );
                 if let Err(error) = github.create_branch(&head, &sha).await {
                     return Ended::Failed(format!("GitHub refused the branch {head}: {error}"));
                 }
@@ -790,7 +857,9 @@ impl Executor {
                         detail: format!("Opened pull request #{} into {branch}.", pull.number),
                         upstream_url: Some(pull.html_url),
                     },
-                    Err(error) => Ended::Failed(format!("GitHub refused the pull request: {error}")),
+                    Err(error) => {
+                        Ended::Failed(format!("GitHub refused the pull request: {error}"))
+                    }
                 }
             }
         }
@@ -804,7 +873,11 @@ impl Executor {
             ));
         };
         // The URL is a secret variable's value: the page shows the path only.
-        let url = format!("{}{}", base.expose().trim_end_matches('/'), ctx.env.smoke_path);
+        let url = format!(
+            "{}{}",
+            base.expose().trim_end_matches('/'),
+            ctx.env.smoke_path
+        );
         let deadline = tokio::time::Instant::now()
             + Duration::from_secs(self.inner.config.operations.smoke_timeout_seconds);
         let mut tries = 0;
@@ -849,7 +922,12 @@ impl Executor {
         };
         let link = format!(
             "{}/operations/{}",
-            self.inner.config.server.public_url.as_str().trim_end_matches('/'),
+            self.inner
+                .config
+                .server
+                .public_url
+                .as_str()
+                .trim_end_matches('/'),
             op.id
         );
         let text = format!(

@@ -230,13 +230,7 @@ mod unit_tests {
             .collect();
         assert_eq!(
             names,
-            [
-                "freeze",
-                "render_rollback",
-                "wait_live",
-                "smoke",
-                "notify"
-            ]
+            ["freeze", "render_rollback", "wait_live", "smoke", "notify"]
         );
     }
 

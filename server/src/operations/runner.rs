@@ -102,9 +102,16 @@ mod tests {
 
     #[tokio::test]
     async fn the_revision_is_substituted_and_the_output_captured() {
-        let done = run("echo down to {revision}; echo oops >&2", "a1b2c3", None, &[], &[], SECOND)
-            .await
-            .unwrap();
+        let done = run(
+            "echo down to {revision}; echo oops >&2",
+            "a1b2c3",
+            None,
+            &[],
+            &[],
+            SECOND,
+        )
+        .await
+        .unwrap();
         assert!(done.success, "{done:?}");
         assert_eq!(done.output, "down to a1b2c3\noops\n");
     }
@@ -123,7 +130,9 @@ mod tests {
         let marker = dir.join("ran");
         let template = format!("touch {} {{revision}}", marker.display());
         for bad in ["a; rm -rf /", "$(id)", "a b", "", "`x`"] {
-            let error = run(&template, bad, None, &[], &[], SECOND).await.unwrap_err();
+            let error = run(&template, bad, None, &[], &[], SECOND)
+                .await
+                .unwrap_err();
             assert!(error.contains("not a revision"), "{error}");
         }
         assert!(!marker.exists());
@@ -145,7 +154,11 @@ mod tests {
         .await
         .unwrap();
         let real = std::fs::canonicalize(&dir).unwrap();
-        assert!(done.output.starts_with(real.to_str().unwrap()), "{}", done.output);
+        assert!(
+            done.output.starts_with(real.to_str().unwrap()),
+            "{}",
+            done.output
+        );
         assert!(done.output.contains("[redacted]"));
         assert!(!done.output.contains("hunter22"));
     }

@@ -53,16 +53,23 @@ pub(crate) async fn setup_on(
     };
     let world = World::build(7, Speeds::quick(), targets).await.unwrap();
     let served = world.serve().await.unwrap();
-    let text = crate::sandbox::sample_config(&served, "127.0.0.1:0".parse().unwrap(), "sqlite::memory:");
+    let text =
+        crate::sandbox::sample_config(&served, "127.0.0.1:0".parse().unwrap(), "sqlite::memory:");
     let text = tweak(
         text + "\n[operations]\nsmoke_timeout_seconds = 5\nlive_timeout_seconds = 20\n",
         &world,
     );
-    let config = Arc::new(Config::from_toml(&text).unwrap().with_secrets(world.secrets()));
+    let config = Arc::new(
+        Config::from_toml(&text)
+            .unwrap()
+            .with_secrets(world.secrets()),
+    );
     let store = TestStore::new(backend).await;
     sync(&store, &config).await;
-    let control = ControlPlane::new(store.store.clone(), config.clone())
-        .with_upstreams(Upstreams::from_config(&config), Arc::new(|_: &str, _: &str| {}));
+    let control = ControlPlane::new(store.store.clone(), config.clone()).with_upstreams(
+        Upstreams::from_config(&config),
+        Arc::new(|_: &str, _: &str| {}),
+    );
     Setup {
         world,
         store,
@@ -131,7 +138,13 @@ async fn a_code_only_rollback_runs_every_step_once_and_leaves_production_locked(
     let dana = person("dana", Role::Deployer);
     let started = s
         .control
-        .start_rollback(&dana, &meta, "production", &ask("500s on /login"), Some("k1"))
+        .start_rollback(
+            &dana,
+            &meta,
+            "production",
+            &ask("500s on /login"),
+            Some("k1"),
+        )
         .await
         .unwrap();
     assert_eq!(settled(&s.control, &started.id).await, state::SUCCEEDED);
@@ -141,9 +154,18 @@ async fn a_code_only_rollback_runs_every_step_once_and_leaves_production_locked(
     assert_eq!(calls.auto_deploy_patches, 1, "{calls:?}");
     assert_eq!(calls.deploys_triggered, 0, "{calls:?}");
 
-    let (op, steps) = s.control.store().operation(&started.id).await.unwrap().unwrap();
+    let (op, steps) = s
+        .control
+        .store()
+        .operation(&started.id)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(op.break_glass, 1, "a deployer alone: break-glass");
-    let states: Vec<_> = steps.iter().map(|s| (s.name.as_str(), s.state.as_str())).collect();
+    let states: Vec<_> = steps
+        .iter()
+        .map(|s| (s.name.as_str(), s.state.as_str()))
+        .collect();
     assert_eq!(
         states,
         [
@@ -155,7 +177,10 @@ async fn a_code_only_rollback_runs_every_step_once_and_leaves_production_locked(
         ]
     );
     let rollback_deploy = steps[1].upstream_id.clone().unwrap();
-    assert_eq!(steps[2].upstream_id.as_deref(), Some(rollback_deploy.as_str()));
+    assert_eq!(
+        steps[2].upstream_id.as_deref(),
+        Some(rollback_deploy.as_str())
+    );
 
     let gate = s
         .control
@@ -193,36 +218,75 @@ async fn a_render_outage_during_the_rollback_fails_the_step_cleanly_and_sends_no
     s.world
         .render
         .faults()
-        .set("POST /v1/services/{id}/rollback", Fault::always(FaultKind::ServerError(503)))
+        .set(
+            "POST /v1/services/{id}/rollback",
+            Fault::always(FaultKind::ServerError(503)),
+        )
         .unwrap();
     let lead = person("lee", Role::Lead);
     let started = s
         .control
-        .start_rollback(&lead, &RequestMeta::default(), "production", &ask("bad release"), None)
+        .start_rollback(
+            &lead,
+            &RequestMeta::default(),
+            "production",
+            &ask("bad release"),
+            None,
+        )
         .await
         .unwrap();
     assert_eq!(settled(&s.control, &started.id).await, state::FAILED);
-    let (op, steps) = s.control.store().operation(&started.id).await.unwrap().unwrap();
+    let (op, steps) = s
+        .control
+        .store()
+        .operation(&started.id)
+        .await
+        .unwrap()
+        .unwrap();
     let failed = &steps[1];
-    assert_eq!((failed.name.as_str(), failed.state.as_str()), ("render_rollback", "failed"));
+    assert_eq!(
+        (failed.name.as_str(), failed.state.as_str()),
+        ("render_rollback", "failed")
+    );
     let detail = failed.detail.clone().unwrap();
-    assert!(detail.contains("503"), "the upstream's answer is named: {detail}");
+    assert!(
+        detail.contains("503"),
+        "the upstream's answer is named: {detail}"
+    );
     assert!(op.error.unwrap().contains("503"));
     assert_eq!(op.active, 0);
     assert!(steps[2..].iter().all(|s| s.state == "pending"), "{steps:?}");
     let calls = s.world.render.calls();
     assert_eq!(calls.rollbacks, 0, "the simulator refused before counting");
     assert!(
-        s.control.store().environment_lock("production").await.unwrap().is_some(),
+        s.control
+            .store()
+            .environment_lock("production")
+            .await
+            .unwrap()
+            .is_some(),
         "the environment stays locked"
     );
     let trail = audit_actions(&s).await;
-    assert!(trail.iter().any(|(a, o, _)| a == "rollback.step" && o == "failed"));
-    assert!(trail.iter().any(|(a, o, _)| a == "rollback.finish" && o == "failed"));
+    assert!(
+        trail
+            .iter()
+            .any(|(a, o, _)| a == "rollback.step" && o == "failed")
+    );
+    assert!(
+        trail
+            .iter()
+            .any(|(a, o, _)| a == "rollback.finish" && o == "failed")
+    );
 }
 
 /// Runs `n` rollbacks at once and sorts the replies into started and refused.
-async fn race(s: &Setup, planes: &[ControlPlane], n: usize, key: impl Fn(usize) -> Option<String>) -> (Vec<Started>, Vec<String>) {
+async fn race(
+    s: &Setup,
+    planes: &[ControlPlane],
+    n: usize,
+    key: impl Fn(usize) -> Option<String>,
+) -> (Vec<Started>, Vec<String>) {
     let mut tasks = Vec::new();
     for i in 0..n {
         let control = planes[i % planes.len()].clone();
@@ -262,17 +326,20 @@ async fn fifty_rollbacks_make_one_operation(backend: &str, planes: usize) {
             }
             crate::store::Pool::Sqlite(_) => s.store.store.clone(),
         };
-        controls.push(
-            ControlPlane::new(store, s.config.clone())
-                .with_upstreams(Upstreams::from_config(&s.config), Arc::new(|_: &str, _: &str| {})),
-        );
+        controls.push(ControlPlane::new(store, s.config.clone()).with_upstreams(
+            Upstreams::from_config(&s.config),
+            Arc::new(|_: &str, _: &str| {}),
+        ));
     }
     let (ok, refused) = race(&s, &controls, 50, |_| None).await;
     assert_eq!(ok.len(), 1, "exactly one operation; refusals: {refused:?}");
     assert_eq!(refused.len(), 49);
     let id = &ok[0].id;
     for message in &refused {
-        assert!(message.contains(id.as_str()) || message.contains("locked"), "{message}");
+        assert!(
+            message.contains(id.as_str()) || message.contains("locked"),
+            "{message}"
+        );
     }
     assert!(
         refused.iter().filter(|m| m.contains(id.as_str())).count() >= 1,
@@ -303,10 +370,16 @@ async fn fifty_concurrent_rollbacks_through_two_panels_make_one_operation_on_pos
 #[tokio::test]
 async fn the_same_idempotency_key_twenty_times_is_one_operation_with_identical_replies() {
     let s = setup("sqlite", |t| t).await;
-    let (ok, refused) = race(&s, std::slice::from_ref(&s.control), 20, |_| Some("same-key".into())).await;
+    let (ok, refused) = race(&s, std::slice::from_ref(&s.control), 20, |_| {
+        Some("same-key".into())
+    })
+    .await;
     assert!(refused.is_empty(), "{refused:?}");
     assert_eq!(ok.len(), 20);
-    let replies: Vec<String> = ok.iter().map(|r| serde_json::to_string(r).unwrap()).collect();
+    let replies: Vec<String> = ok
+        .iter()
+        .map(|r| serde_json::to_string(r).unwrap())
+        .collect();
     assert!(replies.iter().all(|r| r == &replies[0]), "{replies:?}");
     assert_eq!(ok.iter().filter(|r| !r.replayed).count(), 1);
     settled(&s.control, &ok[0].id).await;
@@ -319,10 +392,19 @@ async fn the_same_idempotency_key_twenty_times_is_one_operation_with_identical_r
     };
     let error = s
         .control
-        .start_rollback(&person("dana", Role::Deployer), &RequestMeta::default(), "production", &other, Some("same-key"))
+        .start_rollback(
+            &person("dana", Role::Deployer),
+            &RequestMeta::default(),
+            "production",
+            &other,
+            Some("same-key"),
+        )
         .await
         .unwrap_err();
-    assert!(matches!(&error, ControlError::Invalid(m) if m.contains("Idempotency-Key")), "{error:?}");
+    assert!(
+        matches!(&error, ControlError::Invalid(m) if m.contains("Idempotency-Key")),
+        "{error:?}"
+    );
 }
 
 #[tokio::test]
@@ -331,12 +413,25 @@ async fn a_viewer_cannot_roll_back_and_nothing_reaches_render() {
     let before = s.world.render.faults().requests();
     let error = s
         .control
-        .start_rollback(&person("val", Role::Viewer), &RequestMeta::default(), "production", &ask("x"), None)
+        .start_rollback(
+            &person("val", Role::Viewer),
+            &RequestMeta::default(),
+            "production",
+            &ask("x"),
+            None,
+        )
         .await
         .unwrap_err();
     assert!(matches!(error, ControlError::Forbidden(_)), "{error:?}");
     assert_eq!(s.world.render.faults().requests(), before);
-    assert!(s.control.store().active_operations().await.unwrap().is_empty());
+    assert!(
+        s.control
+            .store()
+            .active_operations()
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }
 
 #[tokio::test]
@@ -344,11 +439,24 @@ async fn a_rollback_without_a_reason_is_refused_before_anything_is_written() {
     let s = setup("sqlite", |t| t).await;
     let error = s
         .control
-        .start_rollback(&person("dana", Role::Deployer), &RequestMeta::default(), "production", &ask("  "), None)
+        .start_rollback(
+            &person("dana", Role::Deployer),
+            &RequestMeta::default(),
+            "production",
+            &ask("  "),
+            None,
+        )
         .await
         .unwrap_err();
     assert!(matches!(error, ControlError::Invalid(_)), "{error:?}");
-    assert!(s.control.store().active_operations().await.unwrap().is_empty());
+    assert!(
+        s.control
+            .store()
+            .active_operations()
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }
 
 /// A rollback created by a panel that then "died": the operation is
@@ -385,7 +493,10 @@ fn system_event(action: &str) -> crate::audit::NewEvent {
 /// Marks step `position` done, as a panel would have before dying.
 async fn finish_step(s: &Setup, id: &str, position: i32) {
     let store = &s.store.store;
-    store.step_started(id, position, &system_event("rollback.step")).await.unwrap();
+    store
+        .step_started(id, position, &system_event("rollback.step"))
+        .await
+        .unwrap();
     let outcome = crate::store::operations::StepOutcome {
         state: "done".into(),
         ..Default::default()
@@ -407,7 +518,14 @@ async fn a_rollback_sent_just_before_a_crash_is_found_on_render_not_sent_again()
     let id = orphan(&s, false, false).await;
     let (_, steps) = s.store.store.operation(&id).await.unwrap().unwrap();
     let request: crate::operations::Request = serde_json::from_str(
-        &s.store.store.operation(&id).await.unwrap().unwrap().0.request,
+        &s.store
+            .store
+            .operation(&id)
+            .await
+            .unwrap()
+            .unwrap()
+            .0
+            .request,
     )
     .unwrap();
     let crate::operations::Request::Rollback(r) = request else {
@@ -420,7 +538,14 @@ async fn a_rollback_sent_just_before_a_crash_is_found_on_render_not_sent_again()
         .step_started(&id, 1, &system_event("rollback.step"))
         .await
         .unwrap();
-    let render = s.control.executor().unwrap().upstreams().render.clone().unwrap();
+    let render = s
+        .control
+        .executor()
+        .unwrap()
+        .upstreams()
+        .render
+        .clone()
+        .unwrap();
     render
         .rollback("srv-sandbox-staging", &r.target_deploy_id)
         .await
@@ -429,10 +554,18 @@ async fn a_rollback_sent_just_before_a_crash_is_found_on_render_not_sent_again()
 
     resume(&s).await;
     assert_eq!(settled(&s.control, &id).await, state::SUCCEEDED);
-    assert_eq!(s.world.render.calls().rollbacks, 1, "not sent a second time");
+    assert_eq!(
+        s.world.render.calls().rollbacks,
+        1,
+        "not sent a second time"
+    );
     let (_, steps) = s.store.store.operation(&id).await.unwrap().unwrap();
     assert!(
-        steps[1].detail.as_deref().unwrap().contains("not sent again"),
+        steps[1]
+            .detail
+            .as_deref()
+            .unwrap()
+            .contains("not sent again"),
         "{:?}",
         steps[1].detail
     );
@@ -462,7 +595,13 @@ async fn a_code_revert_cut_short_needs_a_lead_and_blocks_the_environment() {
     // The freeze took the lock before the crash.
     s.store
         .store
-        .lock_for_operation("staging", "crash drill", "lee", &id, &system_event("environment.lock"))
+        .lock_for_operation(
+            "staging",
+            "crash drill",
+            "lee",
+            &id,
+            &system_event("environment.lock"),
+        )
         .await
         .unwrap()
         .unwrap();
@@ -481,23 +620,50 @@ async fn a_code_revert_cut_short_needs_a_lead_and_blocks_the_environment() {
     // Still active: nothing else may start on staging.
     let refused = s
         .control
-        .start_deploy(&lead, &meta, "staging", &crate::control::DeployAsk::default(), None)
+        .start_deploy(
+            &lead,
+            &meta,
+            "staging",
+            &crate::control::DeployAsk::default(),
+            None,
+        )
         .await
         .unwrap_err();
-    assert!(matches!(&refused, ControlError::Conflict(m) if m.contains(&id)), "{refused:?}");
+    assert!(
+        matches!(&refused, ControlError::Conflict(m) if m.contains(&id)),
+        "{refused:?}"
+    );
     // A lead resolves it with a note; the lock stays until unlocked.
     s.control
-        .resolve_operation(&lead, &meta, &id, "checked GitHub: no commit was made", false)
+        .resolve_operation(
+            &lead,
+            &meta,
+            &id,
+            "checked GitHub: no commit was made",
+            false,
+        )
         .await
         .unwrap();
     let (op, _) = s.store.store.operation(&id).await.unwrap().unwrap();
     assert_eq!((op.state.as_str(), op.active), ("failed", 0));
-    assert!(s.store.store.environment_lock("staging").await.unwrap().is_some());
-    assert_eq!(s.world.github.calls().commits_created, 0, "the revert was never sent");
+    assert!(
+        s.store
+            .store
+            .environment_lock("staging")
+            .await
+            .unwrap()
+            .is_some()
+    );
+    assert_eq!(
+        s.world.github.calls().commits_created,
+        0,
+        "the revert was never sent"
+    );
 }
 
 #[tokio::test]
-async fn a_database_downgrade_runs_real_alembic_and_needs_a_lead_a_typed_revision_and_a_second_lead() {
+async fn a_database_downgrade_runs_real_alembic_and_needs_a_lead_a_typed_revision_and_a_second_lead()
+ {
     use crate::sandbox::alembic::{sqlalchemy_url, tests::alembic_bin, write_project};
     let prefix = format!("fd_ops_{}", crate::identity::random_id());
     let project = std::env::temp_dir().join(format!("{prefix}-alembic"));
@@ -545,7 +711,12 @@ async fn a_database_downgrade_runs_real_alembic_and_needs_a_lead_a_typed_revisio
     let lee = person("lee", Role::Lead);
 
     // A target whose code is behind the database by a data-losing revision.
-    let releases = s.control.timeline(&lee, &meta, "production").await.unwrap().items;
+    let releases = s
+        .control
+        .timeline(&lee, &meta, "production")
+        .await
+        .unwrap()
+        .items;
     let mut chosen = None;
     for release in releases.iter().filter(|r| !r.is_live) {
         let plan = s
@@ -567,7 +738,8 @@ async fn a_database_downgrade_runs_real_alembic_and_needs_a_lead_a_typed_revisio
             break;
         }
     }
-    let (target, plan) = chosen.expect("the seeded history has a data-losing downgrade to roll back over");
+    let (target, plan) =
+        chosen.expect("the seeded history has a data-losing downgrade to roll back over");
     let revision = plan.downgrade_to.clone().unwrap();
     assert!(plan.requirements.second_approval);
     let downgrade = |by: &str, role, confirm: Option<&str>| {
@@ -586,17 +758,32 @@ async fn a_database_downgrade_runs_real_alembic_and_needs_a_lead_a_typed_revisio
                 .await
         }
     };
-    let error = downgrade("dana", Role::Deployer, Some(&revision)).await.unwrap_err();
+    let error = downgrade("dana", Role::Deployer, Some(&revision))
+        .await
+        .unwrap_err();
     assert!(matches!(error, ControlError::Forbidden(_)), "{error:?}");
     let error = downgrade("lee", Role::Lead, None).await.unwrap_err();
-    assert!(matches!(&error, ControlError::Invalid(m) if m.contains(&revision)), "{error:?}");
-    let error = downgrade("lee", Role::Lead, Some("wrong")).await.unwrap_err();
+    assert!(
+        matches!(&error, ControlError::Invalid(m) if m.contains(&revision)),
+        "{error:?}"
+    );
+    let error = downgrade("lee", Role::Lead, Some("wrong"))
+        .await
+        .unwrap_err();
     assert!(matches!(error, ControlError::Invalid(_)), "{error:?}");
 
     let started = downgrade("lee", Role::Lead, Some(&revision)).await.unwrap();
     assert_eq!(started.initial_state, state::AWAITING_APPROVAL);
-    assert_eq!(s.world.render.calls().rollbacks, 0, "nothing runs before the approval");
-    let error = s.control.approve_operation(&lee, &meta, &started.id).await.unwrap_err();
+    assert_eq!(
+        s.world.render.calls().rollbacks,
+        0,
+        "nothing runs before the approval"
+    );
+    let error = s
+        .control
+        .approve_operation(&lee, &meta, &started.id)
+        .await
+        .unwrap_err();
     assert!(matches!(error, ControlError::Forbidden(_)), "{error:?}");
     s.control
         .approve_operation(&person("kim", Role::Lead), &meta, &started.id)
@@ -606,12 +793,23 @@ async fn a_database_downgrade_runs_real_alembic_and_needs_a_lead_a_typed_revisio
 
     let (op, steps) = s.store.store.operation(&started.id).await.unwrap().unwrap();
     assert_eq!(op.approved_by.as_deref(), Some("kim"));
-    let step = steps.iter().find(|s| s.name == "database_downgrade").unwrap();
+    let step = steps
+        .iter()
+        .find(|s| s.name == "database_downgrade")
+        .unwrap();
     assert_eq!(step.state, "done", "{step:?}");
-    assert!(step.log.contains("Running downgrade"), "Alembic's output is kept: {}", step.log);
+    assert!(
+        step.log.contains("Running downgrade"),
+        "Alembic's output is kept: {}",
+        step.log
+    );
     let (_, db) = &s.world.targets["production"];
     let now = db.revisions().await.unwrap();
-    let expected: Vec<String> = if revision == "base" { vec![] } else { vec![revision.clone()] };
+    let expected: Vec<String> = if revision == "base" {
+        vec![]
+    } else {
+        vec![revision.clone()]
+    };
     assert_eq!(now, expected);
     let current = std::process::Command::new(alembic_bin())
         .arg("current")
@@ -619,18 +817,24 @@ async fn a_database_downgrade_runs_real_alembic_and_needs_a_lead_a_typed_revisio
         .output()
         .unwrap();
     let printed = String::from_utf8_lossy(&current.stdout);
-    assert!(printed.contains(&revision) || revision == "base", "alembic current: {printed}");
+    assert!(
+        printed.contains(&revision) || revision == "base",
+        "alembic current: {printed}"
+    );
 
-    for (_, (_, db)) in &s.world.targets {
+    for (_, db) in s.world.targets.values() {
         db.close().await;
     }
-    let admin = sqlx::PgPool::connect(crate::store::tests::PG_ADMIN_URL).await.unwrap();
+    let admin = sqlx::PgPool::connect(crate::store::tests::PG_ADMIN_URL)
+        .await
+        .unwrap();
     for env in ["production", "staging"] {
-        sqlx::query(&format!("DROP DATABASE IF EXISTS {prefix}_{env} WITH (FORCE)"))
-            .execute(&admin)
-            .await
-            .unwrap();
+        sqlx::query(&format!(
+            "DROP DATABASE IF EXISTS {prefix}_{env} WITH (FORCE)"
+        ))
+        .execute(&admin)
+        .await
+        .unwrap();
     }
     let _ = std::fs::remove_dir_all(&project);
 }
-

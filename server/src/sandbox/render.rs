@@ -419,18 +419,19 @@ impl RenderSim {
             .route("/services/{service_id}/events", get(list_events))
             .route("/events/{event_id}", get(get_event))
             .fallback(|| async { error(StatusCode::NOT_FOUND, "not found") });
-        self.faults.wrap(
-            Router::new()
-                .nest("/v1", api)
-                .route("/deploy/{service_id}", post(deploy_hook).get(deploy_hook))
-                .with_state(self.clone()),
-        )
-        // Beside the faults: tests read the counts whatever faults are set.
-        .merge(
-            Router::new()
-                .route("/_sandbox/calls", get(calls))
-                .with_state(self.clone()),
-        )
+        self.faults
+            .wrap(
+                Router::new()
+                    .nest("/v1", api)
+                    .route("/deploy/{service_id}", post(deploy_hook).get(deploy_hook))
+                    .with_state(self.clone()),
+            )
+            // Beside the faults: tests read the counts whatever faults are set.
+            .merge(
+                Router::new()
+                    .route("/_sandbox/calls", get(calls))
+                    .with_state(self.clone()),
+            )
     }
 
     fn authorized(&self, headers: &HeaderMap) -> bool {

@@ -334,6 +334,7 @@ macro_rules! operation_queries {
                 Ok(())
             }
 
+            #[allow(clippy::too_many_arguments)]
             pub async fn set_state(
                 pool: &P,
                 id: &str,

@@ -25,7 +25,9 @@ pub(crate) fn router() -> axum::Router<AppState> {
 
 /// A checkbox: present ("on") when ticked.
 fn ticked(value: &Option<String>) -> bool {
-    value.as_deref().is_some_and(|v| !v.is_empty() && v != "false")
+    value
+        .as_deref()
+        .is_some_and(|v| !v.is_empty() && v != "false")
 }
 
 fn blank_to_none(value: Option<String>) -> Option<String> {
@@ -186,7 +188,13 @@ async fn approve(
     Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
 ) -> Response {
-    let actor = match actor(&state, &caller, &format!("/actions/operations/{id}/approve")).await {
+    let actor = match actor(
+        &state,
+        &caller,
+        &format!("/actions/operations/{id}/approve"),
+    )
+    .await
+    {
         Ok(actor) => actor,
         Err(response) => return response,
     };
@@ -206,7 +214,13 @@ async fn resolve(
     Path(id): Path<String>,
     Form(form): Form<NoteForm>,
 ) -> Response {
-    let actor = match actor(&state, &caller, &format!("/actions/operations/{id}/resolve")).await {
+    let actor = match actor(
+        &state,
+        &caller,
+        &format!("/actions/operations/{id}/resolve"),
+    )
+    .await
+    {
         Ok(actor) => actor,
         Err(response) => return response,
     };

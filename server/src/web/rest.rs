@@ -16,15 +16,24 @@ pub(crate) fn router() -> Router<AppState> {
         .route("/environments", get(environments))
         .route("/environments/{env}/releases", get(releases))
         .route("/environments/{env}/runs", get(runs))
-        .route("/environments/{env}/deploys", get(deploys).post(start_deploy))
+        .route(
+            "/environments/{env}/deploys",
+            get(deploys).post(start_deploy),
+        )
         .route("/environments/{env}/migrations", get(migrations))
         .route(
             "/environments/{env}/lock",
             axum::routing::put(lock).delete(unlock),
         )
         .route("/environments/{env}/gate", get(gate))
-        .route("/environments/{env}/rollbacks/plan", axum::routing::post(plan))
-        .route("/environments/{env}/rollbacks", axum::routing::post(start_rollback))
+        .route(
+            "/environments/{env}/rollbacks/plan",
+            axum::routing::post(plan),
+        )
+        .route(
+            "/environments/{env}/rollbacks",
+            axum::routing::post(start_rollback),
+        )
         .route("/operations/{id}", get(operation))
         .route("/operations/{id}/approve", axum::routing::post(approve))
         .route("/operations/{id}/resolve", axum::routing::post(resolve))
@@ -228,32 +237,33 @@ async fn gate(
     Ok((status, Json(gate)).into_response())
 }
 
-/// The body as JSON (an empty body is `T::default()`); a 400 in the API's
-/// shape naming what is wrong otherwise.
-fn body<T: serde::de::DeserializeOwned + Default>(bytes: &[u8]) -> Result<T, Response> {
+/// A request the API cannot read: a 400 in the API's shape.
+struct BadRequest(String);
+
+impl IntoResponse for BadRequest {
+    fn into_response(self) -> Response {
+        error_response(StatusCode::BAD_REQUEST, "bad_request", &self.0)
+    }
+}
+
+/// The body as JSON (an empty body is `T::default()`).
+fn body<T: serde::de::DeserializeOwned + Default>(bytes: &[u8]) -> Result<T, BadRequest> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Ok(T::default());
     }
-    serde_json::from_slice(bytes).map_err(|e| {
-        error_response(
-            StatusCode::BAD_REQUEST,
-            "bad_request",
-            &format!("the body is not the JSON this endpoint takes: {e}"),
-        )
-    })
+    serde_json::from_slice(bytes)
+        .map_err(|e| BadRequest(format!("the body is not the JSON this endpoint takes: {e}")))
 }
 
 /// The `Idempotency-Key` header, when sent.
-fn idempotency_key(headers: &http::HeaderMap) -> Result<Option<String>, Response> {
+fn idempotency_key(headers: &http::HeaderMap) -> Result<Option<String>, BadRequest> {
     let Some(value) = headers.get("idempotency-key") else {
         return Ok(None);
     };
     match value.to_str() {
         Ok(key) if (1..=200).contains(&key.trim().len()) => Ok(Some(key.trim().to_owned())),
-        _ => Err(error_response(
-            StatusCode::BAD_REQUEST,
-            "bad_request",
-            "Idempotency-Key must be 1 to 200 visible characters",
+        _ => Err(BadRequest(
+            "Idempotency-Key must be 1 to 200 visible characters".into(),
         )),
     }
 }
@@ -282,10 +292,18 @@ async fn start_deploy(
     headers: http::HeaderMap,
     bytes: axum::body::Bytes,
 ) -> Result<Response, ApiError> {
-    let actor = actor(&state, &caller, &format!("/api/v1/environments/{env}/deploys")).await?;
-    let (ask, key) = match (body::<crate::control::DeployAsk>(&bytes), idempotency_key(&headers)) {
+    let actor = actor(
+        &state,
+        &caller,
+        &format!("/api/v1/environments/{env}/deploys"),
+    )
+    .await?;
+    let (ask, key) = match (
+        body::<crate::control::DeployAsk>(&bytes),
+        idempotency_key(&headers),
+    ) {
         (Ok(ask), Ok(key)) => (ask, key),
-        (Err(response), _) | (_, Err(response)) => return Ok(response),
+        (Err(bad), _) | (_, Err(bad)) => return Ok(bad.into_response()),
     };
     let started = state
         .control
@@ -301,10 +319,15 @@ async fn plan(
     Path(env): Path<String>,
     bytes: axum::body::Bytes,
 ) -> Result<Response, ApiError> {
-    let actor = actor(&state, &caller, &format!("/api/v1/environments/{env}/rollbacks/plan")).await?;
+    let actor = actor(
+        &state,
+        &caller,
+        &format!("/api/v1/environments/{env}/rollbacks/plan"),
+    )
+    .await?;
     let ask = match body::<crate::control::RollbackAsk>(&bytes) {
         Ok(ask) => ask,
-        Err(response) => return Ok(response),
+        Err(bad) => return Ok(bad.into_response()),
     };
     let plan = state
         .control
@@ -322,10 +345,18 @@ async fn start_rollback(
     headers: http::HeaderMap,
     bytes: axum::body::Bytes,
 ) -> Result<Response, ApiError> {
-    let actor = actor(&state, &caller, &format!("/api/v1/environments/{env}/rollbacks")).await?;
-    let (ask, key) = match (body::<crate::control::RollbackAsk>(&bytes), idempotency_key(&headers)) {
+    let actor = actor(
+        &state,
+        &caller,
+        &format!("/api/v1/environments/{env}/rollbacks"),
+    )
+    .await?;
+    let (ask, key) = match (
+        body::<crate::control::RollbackAsk>(&bytes),
+        idempotency_key(&headers),
+    ) {
         (Ok(ask), Ok(key)) => (ask, key),
-        (Err(response), _) | (_, Err(response)) => return Ok(response),
+        (Err(bad), _) | (_, Err(bad)) => return Ok(bad.into_response()),
     };
     let started = state
         .control
@@ -382,7 +413,7 @@ async fn resolve(
     let actor = actor(&state, &caller, &format!("/api/v1/operations/{id}/resolve")).await?;
     let resolve = match body::<ResolveBody>(&bytes) {
         Ok(resolve) => resolve,
-        Err(response) => return Ok(response),
+        Err(bad) => return Ok(bad.into_response()),
     };
     state
         .control
@@ -413,7 +444,7 @@ async fn rerun(
     let actor = actor(&state, &caller, &format!("/api/v1/runs/{id}/rerun")).await?;
     let rerun = match body::<RerunBody>(&bytes) {
         Ok(rerun) => rerun,
-        Err(response) => return Ok(response),
+        Err(bad) => return Ok(bad.into_response()),
     };
     state
         .control
@@ -426,7 +457,11 @@ async fn rerun(
             },
         )
         .await?;
-    Ok((StatusCode::ACCEPTED, Json(json!({ "run": id, "rerun": true }))).into_response())
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({ "run": id, "rerun": true })),
+    )
+        .into_response())
 }
 
 /// `POST /runs/{id}/cancel` → 202.
@@ -440,5 +475,9 @@ async fn cancel(
         .control
         .run_action(&actor, &caller.meta, id, crate::control::RunAction::Cancel)
         .await?;
-    Ok((StatusCode::ACCEPTED, Json(json!({ "run": id, "cancel": true }))).into_response())
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({ "run": id, "cancel": true })),
+    )
+        .into_response())
 }
