@@ -216,8 +216,14 @@ pub struct Panel {
 impl Panel {
     /// Starts `flightdeck serve` and reads the URL it prints.
     pub async fn start(config: &Path) -> Panel {
+        Panel::start_with_env(config, &[]).await
+    }
+
+    /// [`Panel::start`] with extra environment variables.
+    pub async fn start_with_env(config: &Path, env: &[(String, String)]) -> Panel {
         let mut child = Command::new(binary())
             .args(["--config", config.to_str().unwrap(), "serve"])
+            .envs(env.iter().map(|(k, v)| (k, v)))
             .env_remove("FLIGHTDECK_CONFIG")
             .env("FLIGHTDECK_SITE_ROOT", site_root())
             .stdin(Stdio::null())
@@ -254,6 +260,14 @@ impl Panel {
             request = request.header("Cookie", cookie);
         }
         request.send().await.unwrap()
+    }
+
+    /// Waits up to `limit` for the process to end by itself.
+    pub async fn exited(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
+        tokio::time::timeout(limit, self.child.wait())
+            .await
+            .ok()
+            .map(|status| status.unwrap())
     }
 
     /// Sends SIGTERM and waits for the process to end.

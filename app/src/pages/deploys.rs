@@ -1,6 +1,6 @@
 //! `/env/{env}/deploys`: the environment's Render deploys, newest first.
 
-use super::parts::{Commit, EnvHeader, RelTime, Section, Status, use_env};
+use super::parts::{Commit, EnvHeader, ErrorFlash, RelTime, Section, Status, use_env};
 use crate::api::get_deploys;
 use crate::layout::{ErrorPanel, Layout};
 use crate::live::use_live_changes;
@@ -25,6 +25,11 @@ pub fn DeploysPage() -> impl IntoView {
                 match page.await {
                     Ok(page) => {
                         let here = Section::Deploys.href(&page.environment.name);
+                        let deploy = page
+                            .viewer
+                            .role
+                            .allows(crate::model::Role::Deployer)
+                            .then(|| view! { <DeployForm env=page.environment.name.clone()/> });
                         view! {
                             <Layout viewer=page.viewer>
                                 <EnvHeader
@@ -34,6 +39,8 @@ pub fn DeploysPage() -> impl IntoView {
                                     title="Deploys"
                                     here
                                 />
+                                <ErrorFlash/>
+                                {deploy}
                                 <DeployTable deploys=page.items/>
                             </Layout>
                         }
@@ -94,4 +101,22 @@ fn DeployTable(deploys: Vec<ReleaseView>) -> impl IntoView {
         </table>
     }
     .into_any()
+}
+
+/// Deploys the branch's head or a commit through Render's API (a plain
+/// form post; the operation page shows it happen).
+#[component]
+fn DeployForm(env: String) -> impl IntoView {
+    view! {
+        <details class="deploy-offer">
+            <summary class="button">"Deploy…"</summary>
+            <form method="post" action=format!("/actions/env/{env}/deploy") class="stack">
+                <label>"Commit (empty: the branch's head)"
+                    <input type="text" name="commit" autocomplete="off" placeholder="sha"/>
+                </label>
+                <label>"Reason" <input type="text" name="reason" placeholder="Why deploy now?"/></label>
+                <button type="submit" class="primary">"Deploy"</button>
+            </form>
+        </details>
+    }
 }

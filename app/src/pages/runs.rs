@@ -134,6 +134,11 @@ pub fn RunPage() -> impl IntoView {
                         let run = page.items;
                         let here = format!("/runs/{}", run.id);
                         let title = format!("Run {}", run.name);
+                        let actions = page
+                            .viewer
+                            .role
+                            .allows(crate::model::Role::Deployer)
+                            .then(|| run_actions(run.id, run.status == "completed"));
                         view! {
                             <Layout viewer=page.viewer>
                                 <EnvHeader
@@ -143,6 +148,8 @@ pub fn RunPage() -> impl IntoView {
                                     title
                                     here
                                 />
+                                <super::parts::ErrorFlash/>
+                                {actions}
                                 <RunDetail run/>
                             </Layout>
                         }
@@ -216,5 +223,33 @@ fn Step(step: StepView) -> impl IntoView {
             <td><Status word/></td>
             <td>{took}</td>
         </tr>
+    }
+}
+
+/// Re-run (all or failed jobs) a completed run, or cancel one in progress.
+fn run_actions(id: u64, completed: bool) -> AnyView {
+    if completed {
+        view! {
+            <div class="run-actions">
+                <form method="post" action=format!("/actions/runs/{id}/rerun") class="inline">
+                    <button type="submit">"Re-run all jobs"</button>
+                </form>
+                " "
+                <form method="post" action=format!("/actions/runs/{id}/rerun") class="inline">
+                    <input type="hidden" name="failed_only" value="on"/>
+                    <button type="submit">"Re-run failed jobs"</button>
+                </form>
+            </div>
+        }
+        .into_any()
+    } else {
+        view! {
+            <div class="run-actions">
+                <form method="post" action=format!("/actions/runs/{id}/cancel") class="inline">
+                    <button type="submit" class="danger">"Cancel the run"</button>
+                </form>
+            </div>
+        }
+        .into_any()
     }
 }

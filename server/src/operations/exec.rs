@@ -68,6 +68,8 @@ struct Inner {
     driving: Mutex<HashSet<String>>,
     /// How often a waiting step looks again.
     poll: Duration,
+    /// `FLIGHTDECK_FAULT_KILL_AT`, read once: see [`Executor::failpoint`].
+    kill_at: Option<String>,
 }
 
 /// Removes the operation from `driving` when the drive ends, however it ends.
@@ -106,6 +108,7 @@ impl Executor {
                 http,
                 driving: Mutex::default(),
                 poll: Duration::from_millis(500),
+                kill_at: std::env::var("FLIGHTDECK_FAULT_KILL_AT").ok(),
             }),
         }
     }
@@ -246,11 +249,14 @@ impl Executor {
             };
             let ended = if row.state == step_state::RUNNING {
                 self.intent(&ctx, step, true).await?;
+                self.failpoint(step, "before");
                 self.reconcile(&ctx, step).await
             } else {
                 self.intent(&ctx, step, false).await?;
+                self.failpoint(step, "before");
                 self.perform(&ctx, step).await
             };
+            self.failpoint(step, "after");
             self.outcome(&ctx, step, &ended).await?;
             match ended {
                 Ended::Failed(why) if step != Step::Notify => {
@@ -263,6 +269,28 @@ impl Executor {
                 }
                 _ => {}
             }
+        }
+    }
+
+    /// Fault injection for the crash tests: with
+    /// `FLIGHTDECK_FAULT_KILL_AT=<step>:<before|after>` the process kills
+    /// itself with SIGKILL right after that step's intent is written
+    /// (`before` it calls out) or right after it called out (`after`,
+    /// before its outcome is written). Unset, this does nothing.
+    fn failpoint(&self, step: Step, when: &str) {
+        let Some(at) = &self.inner.kill_at else {
+            return;
+        };
+        if at.split_once(':') == Some((step.name(), when)) {
+            tracing::warn!(
+                step = step.name(),
+                when,
+                "FLIGHTDECK_FAULT_KILL_AT: killing this process"
+            );
+            let _ = std::process::Command::new("kill")
+                .args(["-s", "KILL", &std::process::id().to_string()])
+                .status();
+            std::process::abort();
         }
     }
 

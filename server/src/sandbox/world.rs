@@ -774,7 +774,7 @@ mod tests {
         }
         let mut conn = sqlx::PgConnection::connect(&server).await.unwrap();
         for env in ["production", "staging"] {
-            sqlx::query(&format!("DROP DATABASE \"{prefix}_{env}\""))
+            sqlx::query(&format!("DROP DATABASE \"{prefix}_{env}\" WITH (FORCE)"))
                 .execute(&mut conn)
                 .await
                 .unwrap();

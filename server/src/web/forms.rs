@@ -5,7 +5,7 @@
 
 use super::guard::encode_component;
 use super::{AppState, Caller};
-use crate::control::{ControlError, DeployAsk, RollbackAsk};
+use crate::control::{ControlError, DeployAsk, RollbackAsk, RunAction};
 use crate::identity::Actor;
 use axum::Extension;
 use axum::extract::{Form, Path, State};
@@ -21,6 +21,8 @@ pub(crate) fn router() -> axum::Router<AppState> {
         .route("/env/{env}/unlock", post(unlock))
         .route("/operations/{id}/approve", post(approve))
         .route("/operations/{id}/resolve", post(resolve))
+        .route("/runs/{id}/rerun", post(rerun))
+        .route("/runs/{id}/cancel", post(cancel))
 }
 
 /// A checkbox: present ("on") when ticked.
@@ -54,6 +56,11 @@ pub(crate) struct DeployForm {
     #[serde(default)]
     reason: String,
     idempotency_key: Option<String>,
+}
+
+#[derive(Deserialize)]
+pub(crate) struct RerunForm {
+    failed_only: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -232,5 +239,46 @@ async fn resolve(
     {
         Ok(()) => operation_page(&id),
         Err(error) => refused(&format!("/operations/{id}"), error),
+    }
+}
+
+async fn rerun(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<u64>,
+    Form(form): Form<RerunForm>,
+) -> Response {
+    run_action(
+        state,
+        caller,
+        id,
+        RunAction::Rerun {
+            failed_only: ticked(&form.failed_only),
+        },
+    )
+    .await
+}
+
+async fn cancel(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<u64>,
+) -> Response {
+    run_action(state, caller, id, RunAction::Cancel).await
+}
+
+async fn run_action(state: AppState, caller: Caller, id: u64, action: RunAction) -> Response {
+    let page = format!("/runs/{id}");
+    let actor = match actor(&state, &caller, &format!("/actions{page}")).await {
+        Ok(actor) => actor,
+        Err(response) => return response,
+    };
+    match state
+        .control
+        .run_action(&actor, &caller.meta, id, action)
+        .await
+    {
+        Ok(()) => Redirect::to(&page).into_response(),
+        Err(error) => refused(&page, error),
     }
 }
