@@ -838,3 +838,187 @@ async fn a_database_downgrade_runs_real_alembic_and_needs_a_lead_a_typed_revisio
     }
     let _ = std::fs::remove_dir_all(&project);
 }
+
+/// A target release whose code is behind the database, and its plan.
+async fn downgrade_target(s: &Setup, env: &str) -> (String, crate::rollback::Plan) {
+    let meta = RequestMeta::default();
+    let lee = person("lee", Role::Lead);
+    let releases = s.control.timeline(&lee, &meta, env).await.unwrap().items;
+    for release in releases.iter().filter(|r| !r.is_live) {
+        let plan = s
+            .control
+            .rollback_plan(
+                &lee,
+                &meta,
+                env,
+                &RollbackAsk {
+                    target_deploy_id: Some(release.deploy_id.clone()),
+                    database: true,
+                    ..RollbackAsk::default()
+                },
+            )
+            .await
+            .unwrap();
+        if !plan.blocked() && plan.needs_database_change && plan.downgrade_to.is_some() {
+            return (release.deploy_id.clone(), plan);
+        }
+    }
+    panic!("no release of {env} is behind its database");
+}
+
+#[tokio::test]
+async fn the_workflow_runner_dispatches_the_rollback_workflow_and_reads_the_database_back() {
+    let s = setup("sqlite", |t| t).await;
+    let (target, plan) = downgrade_target(&s, "staging").await;
+    let revision = plan.downgrade_to.clone().unwrap();
+    let started = s
+        .control
+        .start_rollback(
+            &person("lee", Role::Lead),
+            &RequestMeta::default(),
+            "staging",
+            &RollbackAsk {
+                target_deploy_id: Some(target),
+                database: true,
+                reason: "bad migration".into(),
+                confirm_revision: Some(revision.clone()),
+                ..RollbackAsk::default()
+            },
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        started.initial_state,
+        state::RUNNING,
+        "staging needs no second lead"
+    );
+    assert_eq!(settled(&s.control, &started.id).await, state::SUCCEEDED);
+    assert_eq!(s.world.github.calls().dispatches, 1);
+    let (_, steps) = s.store.store.operation(&started.id).await.unwrap().unwrap();
+    let step = steps
+        .iter()
+        .find(|s| s.name == "database_downgrade")
+        .unwrap();
+    assert!(step.upstream_id.is_some(), "the run is linked: {step:?}");
+    let (_, db) = &s.world.targets["staging"];
+    let expected: Vec<String> = if revision == "base" {
+        vec![]
+    } else {
+        vec![revision]
+    };
+    assert_eq!(db.revisions().await.unwrap(), expected);
+}
+
+async fn revert(mode: &str) -> (Setup, Vec<crate::store::operations::StepRow>) {
+    let s = setup("sqlite", |t| format!("{t}revert = \"{mode}\"\n")).await;
+    let started = s
+        .control
+        .start_rollback(
+            &person("lee", Role::Lead),
+            &RequestMeta::default(),
+            "production",
+            &RollbackAsk {
+                revert_code: true,
+                ..ask("revert the bad merge")
+            },
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(settled(&s.control, &started.id).await, state::SUCCEEDED);
+    let (_, steps) = s.store.store.operation(&started.id).await.unwrap().unwrap();
+    (s, steps)
+}
+
+#[tokio::test]
+async fn a_code_revert_opens_a_pull_request_with_the_target_tree() {
+    let (s, steps) = revert("pull_request").await;
+    let calls = s.world.github.calls();
+    assert_eq!(
+        (
+            calls.commits_created,
+            calls.pulls_created,
+            calls.ref_updates
+        ),
+        (1, 1, 0),
+        "{calls:?}"
+    );
+    let step = steps.iter().find(|s| s.name == "code_revert").unwrap();
+    assert!(
+        step.upstream_id.as_deref().unwrap().starts_with('#'),
+        "{step:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_code_revert_as_a_fast_forward_moves_the_branch_and_opens_nothing() {
+    let (s, _) = revert("fast_forward").await;
+    let calls = s.world.github.calls();
+    assert_eq!(
+        (
+            calls.commits_created,
+            calls.pulls_created,
+            calls.ref_updates
+        ),
+        (1, 0, 1),
+        "{calls:?}"
+    );
+}
+
+#[tokio::test]
+async fn the_outcome_is_posted_to_the_notification_webhook() {
+    let seen = Arc::new(std::sync::Mutex::new(Vec::<serde_json::Value>::new()));
+    let sink = seen.clone();
+    let app = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(move |axum::Json(body): axum::Json<serde_json::Value>| {
+            let sink = sink.clone();
+            async move {
+                sink.lock().unwrap().push(body);
+                "ok"
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let s = setup("sqlite", |t| {
+        format!(
+            "{t}notify_webhook_env = \"FD_TEST_NOTIFY_{}\"\n",
+            std::process::id()
+        )
+    })
+    .await;
+    let config = Arc::new(
+        (*s.config).clone().with_secrets(
+            [(format!("FD_TEST_NOTIFY_{}", std::process::id()), url)]
+                .into_iter()
+                .chain(s.world.secrets())
+                .collect(),
+        ),
+    );
+    let control = ControlPlane::new(s.store.store.clone(), config.clone()).with_upstreams(
+        Upstreams::from_config(&config),
+        Arc::new(|_: &str, _: &str| {}),
+    );
+    let started = control
+        .start_rollback(
+            &person("lee", Role::Lead),
+            &RequestMeta::default(),
+            "production",
+            &ask("pager"),
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(settled(&control, &started.id).await, state::SUCCEEDED);
+    let bodies = seen.lock().unwrap().clone();
+    assert_eq!(bodies.len(), 1, "{bodies:?}");
+    let text = bodies[0]["text"].as_str().unwrap();
+    assert!(
+        text.contains("rollback of production") && text.contains("succeeded"),
+        "{text}"
+    );
+    assert_eq!(bodies[0]["operation"]["id"], started.id.as_str());
+}
