@@ -128,12 +128,42 @@ async fn a_panel_killed_at_every_step_boundary_finishes_the_rollback_after_a_res
     ];
     panel.stop().await;
 
+    let mut outcomes = Vec::new();
     for (round, boundary) in BOUNDARIES.iter().enumerate() {
         let before = rig.rollbacks().await;
         let key = format!("crash-{round}");
         let body = json!({ "reason": format!("crash drill at {boundary}"), "target_deploy_id": ends[round % 2] });
 
         let mut doomed = rig.panel(Some(boundary)).await;
+        // Until the sync has seen the last round's rollback go live, the
+        // plan (from the store) may still call this target the live one.
+        let mut blocks = Vec::new();
+        for _ in 0..150 {
+            let plan = json(
+                post(
+                    &doomed,
+                    &cookie,
+                    "/api/v1/environments/production/rollbacks/plan",
+                )
+                .json(&json!({ "target_deploy_id": ends[round % 2] }))
+                .send()
+                .await
+                .unwrap(),
+            )
+            .await;
+            blocks = plan["checks"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|c| c["level"] == "block")
+                .map(|c| c["sentence"].to_string())
+                .collect();
+            if blocks.is_empty() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        assert!(blocks.is_empty(), "{boundary}: {blocks:?}");
         // The kill may come before the reply is written: the key finds it again.
         let _ = post(
             &doomed,
@@ -187,6 +217,7 @@ async fn a_panel_killed_at_every_step_boundary_finishes_the_rollback_after_a_res
             "{boundary}: {state}"
         );
         let sent = rig.rollbacks().await - before;
+        outcomes.push(format!("{boundary} → {state}, {sent} rollback call(s)"));
         assert!(sent <= 1, "{boundary}: Render received {sent} rollbacks");
         if state == "succeeded" {
             assert_eq!(sent, 1, "{boundary}");
@@ -209,4 +240,5 @@ async fn a_panel_killed_at_every_step_boundary_finishes_the_rollback_after_a_res
         assert_eq!(unlocked.status(), 204, "{boundary}");
         panel.stop().await;
     }
+    println!("{}", outcomes.join("\n"));
 }
