@@ -71,6 +71,18 @@ enum UserCommand {
 enum AuditCommand {
     /// Recompute the hash chain: exit 0 with the count, or 1 naming the first bad sequence number.
     Verify,
+    /// Write the trail to standard output, streamed, oldest first.
+    Export {
+        /// `csv` or `jsonl`.
+        #[arg(long, default_value = "csv")]
+        format: String,
+        /// Only events at or after this RFC 3339 time.
+        #[arg(long)]
+        since: Option<String>,
+        /// Only events before this RFC 3339 time.
+        #[arg(long)]
+        until: Option<String>,
+    },
 }
 
 /// Why a command failed, with the exit code it maps to.
@@ -190,6 +202,36 @@ async fn run(cli: Cli) -> Result<(), CliError> {
         Command::User(UserCommand::Disable { name }) => {
             control.disable_user(&operator, &meta, &name).await?;
             println!("disabled {name}");
+            Ok(())
+        }
+        Command::Audit(AuditCommand::Export {
+            format,
+            since,
+            until,
+        }) => {
+            use futures_util::StreamExt;
+            use std::io::Write;
+            let format = crate::export::Format::parse(&format).map_err(CliError::Usage)?;
+            let filter = crate::export::Filter {
+                since,
+                until,
+                ..Default::default()
+            };
+            let rows = control
+                .export_audit(&operator, &meta, filter, format)
+                .await
+                .map_err(|e| match e {
+                    crate::control::ControlError::Invalid(m) => CliError::Usage(m),
+                    other => other.into(),
+                })?;
+            let mut rows = std::pin::pin!(rows);
+            let mut out = std::io::stdout().lock();
+            while let Some(chunk) = rows.next().await {
+                let chunk =
+                    chunk.map_err(|e| CliError::Action(format!("the store failed: {e}")))?;
+                out.write_all(chunk.as_bytes())?;
+            }
+            out.flush()?;
             Ok(())
         }
         Command::Audit(AuditCommand::Verify) => match control.verify_audit().await? {

@@ -6,6 +6,7 @@ pub mod audit;
 pub mod cli;
 pub mod config;
 pub mod control;
+pub mod export;
 pub mod identity;
 pub mod integrations;
 pub mod operations;

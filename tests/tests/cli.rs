@@ -263,3 +263,48 @@ async fn the_cli_works_on_a_postgres_store() {
         .await
         .unwrap();
 }
+
+#[tokio::test]
+async fn audit_export_streams_json_lines_and_csv_and_refuses_an_unknown_format() {
+    let setup = Setup::new("cli-export", "");
+    setup.add_user("ada", "viewer").await;
+    setup.add_user("bob", "lead").await;
+    let out = setup
+        .cli(&["audit", "export", "--format", "jsonl"], None)
+        .await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    let actions: Vec<String> = text
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["action"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    assert_eq!(actions, ["user.add", "user.add", "audit.export"]);
+
+    let out = setup
+        .cli(
+            &["audit", "export", "--since", "2000-01-01T00:00:00Z"],
+            None,
+        )
+        .await;
+    let csv = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(
+        csv.lines().count(),
+        1 + 4,
+        "a header and four events: {csv}"
+    );
+
+    let out = setup
+        .cli(&["audit", "export", "--format", "xml"], None)
+        .await;
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("csv or jsonl"));
+}

@@ -10,6 +10,7 @@ use app::model::{Account, AdminView, EnvironmentSummary, Role, Viewer};
 use serde_json::json;
 use std::sync::Arc;
 
+pub mod audit;
 pub mod locks;
 pub mod operations;
 mod reads;

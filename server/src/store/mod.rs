@@ -180,6 +180,16 @@ impl Store {
         dispatch!(self, audit_page(after, limit))
     }
 
+    /// The events after `after` that match `filter`, in `seq` order.
+    pub async fn audit_filtered(
+        &self,
+        filter: &crate::export::Filter,
+        after: i64,
+        limit: i64,
+    ) -> Result<Vec<AuditEvent>, StoreError> {
+        dispatch!(self, audit_filtered(filter, after, limit))
+    }
+
     /// The last sequence number handed out.
     pub async fn audit_head_seq(&self) -> Result<i64, StoreError> {
         dispatch!(self, audit_head_seq())

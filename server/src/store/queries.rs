@@ -148,6 +148,40 @@ macro_rules! backend_queries {
                 .await?)
             }
 
+            pub async fn audit_filtered(
+                pool: &Pool,
+                filter: &crate::export::Filter,
+                after: i64,
+                limit: i64,
+            ) -> Result<Vec<AuditEvent>, StoreError> {
+                // Only placeholders are formatted in; every value is bound.
+                let mut sql = String::from(
+                    "SELECT seq, id, at, actor_kind, actor_id, actor_name, actor_role, action, environment, \
+                     target, params, outcome, error, request_id, ip, user_agent, prev_hash, hash \
+                     FROM audit_events WHERE seq > $1",
+                );
+                let mut values: Vec<&str> = Vec::new();
+                for (column, op, value) in [
+                    ("actor_name", "=", &filter.actor),
+                    ("action", "=", &filter.action),
+                    ("environment", "=", &filter.environment),
+                    ("outcome", "=", &filter.outcome),
+                    ("at", ">=", &filter.since),
+                    ("at", "<", &filter.until),
+                ] {
+                    if let Some(value) = value {
+                        values.push(value);
+                        sql.push_str(&format!(" AND {column} {op} ${}", values.len() + 1));
+                    }
+                }
+                sql.push_str(&format!(" ORDER BY seq LIMIT ${}", values.len() + 2));
+                let mut query = sqlx::query_as::<_, AuditEvent>(&sql).bind(after);
+                for value in values {
+                    query = query.bind(value);
+                }
+                Ok(query.bind(limit).fetch_all(pool).await?)
+            }
+
             pub async fn audit_head_seq(pool: &Pool) -> Result<i64, StoreError> {
                 let row = sqlx::query("SELECT seq FROM audit_head WHERE id = 1")
                     .fetch_one(pool)

@@ -370,3 +370,41 @@ mod environment_locks {
         };
     }
 }
+
+mod audit_filter {
+    use super::*;
+    use crate::export::Filter;
+
+    on_both_backends! {
+        the_filter_combines_and_pages_by_sequence_number => async |t: &TestStore| {
+            for i in 0..30 {
+                let action = if i % 3 == 0 { "rollback.start" } else { "overview.view" };
+                let mut e = event(action).target(format!("t{i}"));
+                if i % 2 == 0 {
+                    e = e.environment("production");
+                }
+                t.store.append_audit(&e).await.unwrap();
+            }
+            let filter = Filter {
+                action: Some("rollback.start".into()),
+                environment: Some("production".into()),
+                ..Filter::default()
+            };
+            let all = t.store.audit_filtered(&filter, 0, 100).await.unwrap();
+            // i in 0..30 with i % 6 == 0: 0, 6, 12, 18, 24.
+            assert_eq!(all.len(), 5);
+            assert!(all.iter().all(|e| e.action == "rollback.start" && e.environment.as_deref() == Some("production")));
+            let first = t.store.audit_filtered(&filter, 0, 2).await.unwrap();
+            let next = t.store.audit_filtered(&filter, first[1].seq, 2).await.unwrap();
+            assert_eq!(
+                first.iter().chain(&next).map(|e| e.seq).collect::<Vec<_>>(),
+                all[..4].iter().map(|e| e.seq).collect::<Vec<_>>()
+            );
+            let at = all[2].at.clone();
+            let since = Filter { since: Some(at.clone()), ..filter.clone() };
+            assert_eq!(t.store.audit_filtered(&since, 0, 100).await.unwrap().len(), 3);
+            let until = Filter { until: Some(at), ..filter };
+            assert_eq!(t.store.audit_filtered(&until, 0, 100).await.unwrap().len(), 2);
+        };
+    }
+}

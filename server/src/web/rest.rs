@@ -39,6 +39,8 @@ pub(crate) fn router() -> Router<AppState> {
         .route("/operations/{id}/resolve", axum::routing::post(resolve))
         .route("/runs/{id}/rerun", axum::routing::post(rerun))
         .route("/runs/{id}/cancel", axum::routing::post(cancel))
+        .route("/audit/export", get(audit_export))
+        .route("/audit/verify", get(audit_verify))
         .fallback(not_found)
 }
 
@@ -480,4 +482,75 @@ async fn cancel(
         Json(json!({ "run": id, "cancel": true })),
     )
         .into_response())
+}
+
+#[derive(serde::Deserialize)]
+struct ExportQuery {
+    #[serde(default = "csv")]
+    format: String,
+    #[serde(flatten)]
+    filter: crate::export::Filter,
+}
+
+fn csv() -> String {
+    "csv".into()
+}
+
+/// `GET /audit/export?format=csv|jsonl&actor=&action=&environment=&outcome=&since=&until=`:
+/// the filtered trail, streamed (leads and up).
+async fn audit_export(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Query(query): Query<ExportQuery>,
+) -> Result<Response, ApiError> {
+    use futures_util::StreamExt;
+    let actor = actor(&state, &caller, "/api/v1/audit/export").await?;
+    let format = match crate::export::Format::parse(&query.format) {
+        Ok(format) => format,
+        Err(message) => return Ok(BadRequest(message).into_response()),
+    };
+    let rows = state
+        .control
+        .export_audit(&actor, &caller.meta, query.filter, format)
+        .await?;
+    let body = axum::body::Body::from_stream(rows.map(|chunk| {
+        chunk.map(axum::body::Bytes::from).map_err(|error| {
+            tracing::error!(%error, "the store failed during an audit export");
+            std::io::Error::other("the store failed")
+        })
+    }));
+    let extension = match format {
+        crate::export::Format::Csv => "csv",
+        crate::export::Format::JsonLines => "jsonl",
+    };
+    Ok((
+        [
+            (http::header::CONTENT_TYPE, format.content_type().to_owned()),
+            (
+                http::header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"flightdeck-audit.{extension}\""),
+            ),
+        ],
+        body,
+    )
+        .into_response())
+}
+
+/// `GET /audit/verify`: the chain recomputed; names the first bad sequence
+/// number when it is broken (leads and up).
+async fn audit_verify(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+) -> Result<Response, ApiError> {
+    let actor = actor(&state, &caller, "/api/v1/audit/verify").await?;
+    let verdict = state.control.verify_audit_as(&actor, &caller.meta).await?;
+    Ok(Json(match verdict {
+        crate::audit::Verdict::Intact { count } => json!({ "intact": true, "count": count }),
+        crate::audit::Verdict::Broken { seq, fault } => json!({
+            "intact": false,
+            "first_bad_seq": seq,
+            "fault": format!("{fault:?}"),
+        }),
+    })
+    .into_response())
 }
