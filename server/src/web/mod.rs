@@ -8,6 +8,7 @@ pub mod events;
 mod guard;
 mod ops;
 mod rest;
+mod session_cache;
 mod webhooks;
 
 #[cfg(test)]
@@ -59,11 +60,15 @@ impl AppState {
     ) -> AppState {
         let changes = changes();
         let sender = changes.clone();
+        let freshness = control.freshness().clone();
         let sync = crate::sync::Syncer::new(
             control.store().clone(),
             control.shared_config(),
             upstreams,
             Arc::new(move |environment: &str, what: &str| {
+                // The pages' caches first: a browser that refetches on this
+                // change must get the new data, not the cached overview.
+                freshness.invalidate();
                 // No subscriber is fine: nobody has a page open.
                 let _ = sender.send(Change::new(environment, what));
             }),
@@ -106,15 +111,18 @@ pub fn leptos_options(listen: SocketAddr) -> LeptosOptions {
 /// The whole router.
 pub fn router(state: AppState) -> Router {
     let config = state.control.config();
-    let sessions = SessionManagerLayer::new(state.control.store().session_store())
-        .with_name(SESSION_COOKIE)
-        .with_http_only(true)
-        .with_same_site(SameSite::Strict)
-        .with_secure(config.https())
-        .with_path("/")
-        .with_expiry(Expiry::OnInactivity(time::Duration::minutes(i64::from(
-            config.server.session_idle_minutes,
-        ))));
+    let sessions = SessionManagerLayer::new(session_cache::CachedSessions::new(
+        state.control.store().session_store(),
+        state.control.freshness().clone(),
+    ))
+    .with_name(SESSION_COOKIE)
+    .with_http_only(true)
+    .with_same_site(SameSite::Strict)
+    .with_secure(config.https())
+    .with_path("/")
+    .with_expiry(Expiry::OnInactivity(time::Duration::minutes(i64::from(
+        config.server.session_idle_minutes,
+    ))));
 
     let backend: app::api::backend::SharedBackend =
         Arc::new(backend::WebBackend::new(state.control.clone()));
