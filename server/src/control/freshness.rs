@@ -49,8 +49,11 @@ pub struct Freshness {
     /// The latest read, started at the instant it holds; requests that
     /// arrive within [`WINDOW`] of that instant share it (and wait for it
     /// if it is still being read).
-    current: Arc<Mutex<Option<(Instant, Arc<OnceCell<Stamp>>)>>>,
+    current: Arc<Mutex<Option<Read>>>,
 }
+
+/// A read of the stamp: when it was started, and its outcome once there.
+type Read = (Instant, Arc<OnceCell<Stamp>>);
 
 impl Freshness {
     pub fn new(store: Store) -> Self {
