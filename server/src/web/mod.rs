@@ -38,9 +38,14 @@ use tower_sessions::{Expiry, SessionManagerLayer};
 /// The session cookie's name.
 pub const SESSION_COOKIE: &str = "flightdeck_session";
 
-/// What every handler can reach.
+/// What every handler can reach. Each middleware layer and handler clones
+/// it per request, so it is one shared allocation ([`Shared`]) rather than
+/// a dozen reference counts to bump and drop.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Shared>);
+
+/// The fields behind [`AppState`].
+pub struct Shared {
     pub control: ControlPlane,
     pub leptos: LeptosOptions,
     /// Where the sync announces what changed; `/events` streams it to browsers.
@@ -51,7 +56,7 @@ pub struct AppState {
 
 impl AppState {
     /// The state of a panel listening on `addr`, whose sync reads through
-    /// `upstreams` and announces its changes on [`AppState::changes`]. The
+    /// `upstreams` and announces its changes on [`Shared::changes`]. The
     /// sync's loops are not started here (see [`crate::sync::Syncer::spawn`]).
     pub fn new(
         control: ControlPlane,
@@ -73,12 +78,20 @@ impl AppState {
                 let _ = sender.send(Change::new(environment, what));
             }),
         );
-        AppState {
+        AppState(Arc::new(Shared {
             leptos: leptos_options(addr),
             control,
             changes,
             sync,
-        }
+        }))
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
     }
 }
 
