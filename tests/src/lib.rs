@@ -219,12 +219,14 @@ impl Panel {
         Panel::start_with_env(config, &[]).await
     }
 
-    /// [`Panel::start`] with extra environment variables.
+    /// Starts `flightdeck serve` with extra environment variables (secrets,
+    /// `FLIGHTDECK_<SECTION>__<KEY>` overrides) and reads the URL it prints.
     pub async fn start_with_env(config: &Path, env: &[(String, String)]) -> Panel {
         let mut child = Command::new(binary())
             .args(["--config", config.to_str().unwrap(), "serve"])
             .envs(env.iter().map(|(k, v)| (k, v)))
             .env_remove("FLIGHTDECK_CONFIG")
+            .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .env("FLIGHTDECK_SITE_ROOT", site_root())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -407,28 +409,34 @@ impl Sandbox {
     /// Waits until the panel's sync shows a live release for every
     /// environment (the store is warm), or panics after `limit`.
     pub async fn wait_for_live_releases(&self, cookie: &str, limit: Duration) {
-        let deadline = tokio::time::Instant::now() + limit;
-        loop {
-            let environments: serde_json::Value = http()
-                .get(format!("{}/api/v1/environments", self.panel()))
-                .header("Cookie", cookie)
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
-            let all_live = environments
-                .as_array()
-                .is_some_and(|envs| !envs.is_empty() && envs.iter().all(|e| !e["live"].is_null()));
-            if all_live {
-                return;
-            }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "no live releases after {limit:?}: {environments}"
-            );
-            tokio::time::sleep(Duration::from_millis(200)).await;
+        wait_for_live_releases(self.panel(), cookie, limit).await
+    }
+}
+
+/// Waits until the panel at `panel` shows a live release for every
+/// environment (its sync has warmed the store), or panics after `limit`.
+pub async fn wait_for_live_releases(panel: &str, cookie: &str, limit: Duration) {
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        let environments: serde_json::Value = http()
+            .get(format!("{panel}/api/v1/environments"))
+            .header("Cookie", cookie)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let all_live = environments
+            .as_array()
+            .is_some_and(|envs| !envs.is_empty() && envs.iter().all(|e| !e["live"].is_null()));
+        if all_live {
+            return;
         }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no live releases after {limit:?}: {environments}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }

@@ -29,7 +29,7 @@ fn main() -> ExitCode {
             eprintln!(
                 "usage: cargo xtask run [-- sandbox options]   build the release panel and start `flightdeck sandbox`\n       \
                  cargo xtask test                          run every test (unit, both stores, HTTP, CLI, browser)\n       \
-                 cargo xtask bench                         the overview benchmark against the release build\n       \
+                 cargo xtask bench                         the overview and webhook benchmarks against the release build\n       \
                  cargo xtask tools                         only install the build tools"
             );
             return ExitCode::from(2);
@@ -218,16 +218,20 @@ fn run(extra: &[String]) -> Result<(), String> {
 }
 
 /// Builds the release panel, then loads its overview page and a bare axum
-/// handler in the same run (`tests/benches/overview.rs`).
+/// handler in the same run (`tests/benches/overview.rs`), and measures
+/// webhook-to-browser latency (`tests/benches/webhooks.rs`).
 fn bench() -> Result<(), String> {
     tools(false)?;
     status(command("cargo").args(["leptos", "build", "--release"]))?;
-    status(
-        command("cargo")
-            .args(["bench", "-p", "flightdeck-tests", "--bench", "overview"])
-            .env("FLIGHTDECK_SITE_ROOT", site_root())
-            .env("FLIGHTDECK_BIN", target_dir().join("release/flightdeck")),
-    )
+    for bench in ["overview", "webhooks"] {
+        status(
+            command("cargo")
+                .args(["bench", "-p", "flightdeck-tests", "--bench", bench])
+                .env("FLIGHTDECK_SITE_ROOT", site_root())
+                .env("FLIGHTDECK_BIN", target_dir().join("release/flightdeck")),
+        )?;
+    }
+    Ok(())
 }
 
 /// Builds the panel and its bundle as the browser tests need them, then runs every test.

@@ -7,10 +7,12 @@ use crate::config::Config;
 use crate::identity::{self, Actor, User};
 use crate::store::{Store, StoreError};
 use app::model::{Account, AdminView, EnvironmentSummary, Role, Viewer};
+use freshness::{ByAudit, Freshness};
 use serde_json::json;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 pub mod audit;
+pub mod freshness;
 pub mod locks;
 pub mod operations;
 mod reads;
@@ -39,9 +41,14 @@ pub enum ControlError {
 pub struct ControlPlane {
     store: Store,
     config: Arc<Config>,
+    /// What the caches below are checked against (see [`freshness`]).
+    freshness: Freshness,
     /// The overview's environments, built from the synced data of one
     /// `data_version`; rebuilt when the sync has written since.
-    overview_cache: Arc<std::sync::Mutex<Option<CachedEnvironments>>>,
+    overview_cache: Arc<Mutex<Option<CachedEnvironments>>>,
+    /// The actor behind each user id seen in a session (`None`: disabled or
+    /// gone), while no account can have changed.
+    accounts: Arc<Mutex<ByAudit<i64, Option<Actor>>>>,
     /// Carries operations out; None for a panel that only reads (tests, CLI).
     executor: Option<crate::operations::Executor>,
     /// Told when an operation changes, for live pages.
@@ -54,9 +61,11 @@ type CachedEnvironments = (i64, Vec<app::model::EnvironmentView>);
 impl ControlPlane {
     pub fn new(store: Store, config: Arc<Config>) -> Self {
         Self {
+            freshness: Freshness::new(store.clone()),
             store,
             config,
             overview_cache: Arc::default(),
+            accounts: Arc::default(),
             executor: None,
             on_change: None,
         }
@@ -82,6 +91,12 @@ impl ControlPlane {
     /// The executor, when this panel acts upstream.
     pub fn executor(&self) -> Option<&crate::operations::Executor> {
         self.executor.as_ref()
+    }
+
+    /// The coalesced check the in-memory caches (here and the session
+    /// cache) are keyed on.
+    pub fn freshness(&self) -> &Freshness {
+        &self.freshness
     }
 
     pub fn store(&self) -> &Store {
@@ -229,14 +244,31 @@ impl ControlPlane {
 
     /// The actor behind a session's user id, if the account still exists
     /// and is enabled. Checked on every request, so disabling an account
-    /// ends its sessions at once.
+    /// ends its sessions at once: the answer is kept only while the audit
+    /// trail's head stays put, and disabling is audited in the same
+    /// transaction. Another process's disable (the CLI, another instance)
+    /// is seen within [`freshness::WINDOW`]; this one's at once.
     pub async fn session_actor(&self, user_id: i64) -> Result<Option<Actor>, ControlError> {
-        Ok(self
+        let stamp = self.freshness.stamp().await?;
+        let kept = self
+            .accounts
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(stamp, &user_id);
+        if let Some(actor) = kept {
+            return Ok(actor);
+        }
+        let actor = self
             .store
             .user_by_id(user_id)
             .await?
             .filter(|u| !u.disabled)
-            .map(|u| Actor::user(&u)))
+            .map(|u| Actor::user(&u));
+        self.accounts
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .put(stamp, user_id, actor.clone());
+        Ok(actor)
     }
 
     /// Creates an account (admin). Without a password one is generated and
@@ -297,13 +329,17 @@ impl ControlPlane {
         }
         let event =
             NewEvent::new(actor.record(), "user.disable", Outcome::Succeeded, meta).target(name);
-        self.store
+        let disabled = self
+            .store
             .disable_user(name, &event)
             .await
             .map_err(|e| match e {
                 StoreError::NotFound => ControlError::NotFound(format!("the account `{name}`")),
                 other => other.into(),
-            })
+            });
+        // The account's sessions stop at the next request, not a window later.
+        self.freshness.invalidate();
+        disabled
     }
 
     /// The admin page's data (admin).
@@ -470,6 +506,33 @@ mod tests {
         plane.disable_user(&admin, &meta(), "ada").await.unwrap();
         assert!(plane.session_actor(user.id).await.unwrap().is_none());
         t.drop_all().await;
+    }
+
+    #[tokio::test]
+    async fn an_account_disabled_by_another_instance_is_refused_within_the_freshness_window() {
+        for backend in ["sqlite", "postgres"] {
+            let t = TestStore::new(backend).await;
+            let config = Arc::new(Config::from_toml("").unwrap());
+            let here = ControlPlane::new(t.store.clone(), config.clone());
+            let elsewhere = ControlPlane::new(t.store.clone(), config);
+            let admin = Actor::system("cli");
+            let (user, _) = elsewhere
+                .add_user(&admin, &meta(), "ada", Role::Viewer, None)
+                .await
+                .unwrap();
+            assert!(here.session_actor(user.id).await.unwrap().is_some());
+            assert!(here.session_actor(user.id).await.unwrap().is_some());
+            elsewhere
+                .disable_user(&admin, &meta(), "ada")
+                .await
+                .unwrap();
+            tokio::time::sleep(freshness::WINDOW * 2).await;
+            assert!(
+                here.session_actor(user.id).await.unwrap().is_none(),
+                "{backend}"
+            );
+            t.drop_all().await;
+        }
     }
 
     #[tokio::test]

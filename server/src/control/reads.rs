@@ -91,7 +91,9 @@ impl ControlPlane {
     ) -> Result<Overview, ControlError> {
         self.require(actor, Role::Viewer, "overview.view", meta)
             .await?;
-        let version = self.store.data_version().await?;
+        // At most one store read per freshness window for all requests; the
+        // sync invalidates it when it writes (see `AppState::new`).
+        let version = self.freshness.stamp().await?.data;
         let cached = self
             .overview_cache
             .lock()
@@ -103,10 +105,14 @@ impl ControlPlane {
             Some(environments) => environments,
             None => {
                 let environments = self.environment_views().await?;
-                *self
+                let mut cache = self
                     .overview_cache
                     .lock()
-                    .unwrap_or_else(|p| p.into_inner()) = Some((version, environments.clone()));
+                    .unwrap_or_else(|p| p.into_inner());
+                // A slower rebuild from an older version does not replace a newer one.
+                if cache.as_ref().is_none_or(|(v, _)| *v <= version) {
+                    *cache = Some((version, environments.clone()));
+                }
                 environments
             }
         };

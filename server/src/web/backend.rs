@@ -56,10 +56,21 @@ fn app_error(error: ControlError, caller: &Caller) -> AppError {
 impl PanelBackend for WebBackend {
     async fn overview(&self, request: &Parts) -> Result<Overview, AppError> {
         let (actor, caller) = self.signed_in(request).await?;
-        self.control
+        let mut overview = self
+            .control
             .overview(&actor, &caller.meta)
             .await
-            .map_err(|e| app_error(e, &caller))
+            .map_err(|e| app_error(e, &caller))?;
+        // The page shows each branch's newest run as one line. Its jobs and
+        // steps, two thirds of what the page would otherwise serialize into
+        // its hydration data, stay on the run's own page (the REST API's
+        // `/environments` still carries them).
+        for environment in &mut overview.environments {
+            if let Some(run) = &mut environment.branch_head_run {
+                run.jobs = Vec::new();
+            }
+        }
+        Ok(overview)
     }
 
     async fn admin_view(&self, request: &Parts) -> Result<AdminView, AppError> {

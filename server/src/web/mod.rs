@@ -9,6 +9,7 @@ mod forms;
 mod guard;
 mod ops;
 mod rest;
+mod session_cache;
 mod webhooks;
 
 #[cfg(test)]
@@ -38,9 +39,14 @@ use tower_sessions::{Expiry, SessionManagerLayer};
 /// The session cookie's name.
 pub const SESSION_COOKIE: &str = "flightdeck_session";
 
-/// What every handler can reach.
+/// What every handler can reach. Each middleware layer and handler clones
+/// it per request, so it is one shared allocation ([`Shared`]) rather than
+/// a dozen reference counts to bump and drop.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Shared>);
+
+/// The fields behind [`AppState`].
+pub struct Shared {
     pub control: ControlPlane,
     pub leptos: LeptosOptions,
     /// Where the sync announces what changed; `/events` streams it to browsers.
@@ -51,7 +57,7 @@ pub struct AppState {
 
 impl AppState {
     /// The state of a panel listening on `addr`, whose sync reads through
-    /// `upstreams` and announces its changes on [`AppState::changes`]. The
+    /// `upstreams` and announces its changes on [`Shared::changes`]. The
     /// sync's loops are not started here (see [`crate::sync::Syncer::spawn`]).
     pub fn new(
         control: ControlPlane,
@@ -60,7 +66,11 @@ impl AppState {
     ) -> AppState {
         let changes = changes();
         let sender = changes.clone();
+        let freshness = control.freshness().clone();
         let on_change: crate::sync::OnChange = Arc::new(move |environment: &str, what: &str| {
+            // The pages' caches first: a browser that refetches on this
+            // change must get the new data, not the cached overview.
+            freshness.invalidate();
             // No subscriber is fine: nobody has a page open.
             let _ = sender.send(Change::new(environment, what));
         });
@@ -71,12 +81,20 @@ impl AppState {
             upstreams,
             on_change,
         );
-        AppState {
+        AppState(Arc::new(Shared {
             leptos: leptos_options(addr),
             control,
             changes,
             sync,
-        }
+        }))
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
     }
 }
 
@@ -109,15 +127,18 @@ pub fn leptos_options(listen: SocketAddr) -> LeptosOptions {
 /// The whole router.
 pub fn router(state: AppState) -> Router {
     let config = state.control.config();
-    let sessions = SessionManagerLayer::new(state.control.store().session_store())
-        .with_name(SESSION_COOKIE)
-        .with_http_only(true)
-        .with_same_site(SameSite::Strict)
-        .with_secure(config.https())
-        .with_path("/")
-        .with_expiry(Expiry::OnInactivity(time::Duration::minutes(i64::from(
-            config.server.session_idle_minutes,
-        ))));
+    let sessions = SessionManagerLayer::new(session_cache::CachedSessions::new(
+        state.control.store().session_store(),
+        state.control.freshness().clone(),
+    ))
+    .with_name(SESSION_COOKIE)
+    .with_http_only(true)
+    .with_same_site(SameSite::Strict)
+    .with_secure(config.https())
+    .with_path("/")
+    .with_expiry(Expiry::OnInactivity(time::Duration::minutes(i64::from(
+        config.server.session_idle_minutes,
+    ))));
 
     let backend: app::api::backend::SharedBackend =
         Arc::new(backend::WebBackend::new(state.control.clone()));
