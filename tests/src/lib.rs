@@ -392,6 +392,17 @@ impl Sandbox {
         &self.printed["panel"]
     }
 
+    /// The secrets of the printed `sandbox.env`, for a panel started apart.
+    pub fn secrets(&self) -> Vec<(String, String)> {
+        std::fs::read_to_string(&self.printed["env"])
+            .unwrap()
+            .lines()
+            .filter(|l| !l.starts_with('#'))
+            .filter_map(|l| l.split_once('='))
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect()
+    }
+
     /// Signs in with the printed admin sign-in and returns the session cookie.
     pub async fn session(&self) -> String {
         let (name, password) = self.printed["sign-in"].split_once(" / ").unwrap();

@@ -68,13 +68,7 @@ async fn a_panel_killed_at_every_step_boundary_finishes_the_rollback_after_a_res
     let dir = TempDir::new("crash");
     let sandbox = Sandbox::start(&dir, &["--seed", "5", "--no-panel"]).await;
     let config = PathBuf::from(&sandbox.printed["config"]);
-    let secrets = std::fs::read_to_string(&sandbox.printed["env"])
-        .unwrap()
-        .lines()
-        .filter(|l| !l.starts_with('#'))
-        .filter_map(|l| l.split_once('='))
-        .map(|(k, v)| (k.to_owned(), v.to_owned()))
-        .collect();
+    let secrets = sandbox.secrets();
     let rig = Rig {
         sandbox,
         config,

@@ -305,3 +305,122 @@ async fn every_action_refused_to_the_wrong_role_sends_nothing_upstream() {
         "{github}"
     );
 }
+
+#[tokio::test]
+async fn two_panel_processes_on_one_postgresql_store_start_one_rollback_for_fifty_requests() {
+    use flightdeck_tests::{Panel, run_binary};
+    let dir = TempDir::new("ops-two-panels");
+    let sandbox = Sandbox::start(&dir, &["--seed", "5", "--no-panel"]).await;
+    let config = sandbox.printed["config"].clone();
+    let name = format!("fd_two_panels_{}", std::process::id());
+    let admin = sqlx::PgPool::connect("postgres://postgres@127.0.0.1:5432/postgres")
+        .await
+        .expect("PostgreSQL at 127.0.0.1:5432");
+    sqlx::query(&format!("CREATE DATABASE {name}"))
+        .execute(&admin)
+        .await
+        .unwrap();
+    let mut env = sandbox.secrets();
+    env.push((
+        "FLIGHTDECK_STORE__URL".into(),
+        format!("postgres://postgres@127.0.0.1:5432/{name}"),
+    ));
+    env.push(("FLIGHTDECK_SERVER__LISTEN".into(), "127.0.0.1:0".into()));
+    let env_refs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let password = "correct horse battery staple";
+    let out = run_binary(
+        &["--config", &config, "user", "add", "lee", "--role", "lead"],
+        Some(password),
+        &env_refs,
+    )
+    .await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let config = std::path::PathBuf::from(config);
+    let panels = [
+        Panel::start_with_env(&config, &env).await,
+        Panel::start_with_env(&config, &env).await,
+    ];
+    let login = http()
+        .post(panels[0].at("/auth/login"))
+        .header("Origin", &panels[0].url)
+        .form(&[("name", "lee"), ("password", password)])
+        .send()
+        .await
+        .unwrap();
+    // One session, valid on both: sessions live in the shared store.
+    let cookie = session_cookie(&login).unwrap();
+    for _ in 0..300 {
+        let envs: Value = panels[1]
+            .get("/api/v1/environments", Some(&cookie))
+            .await
+            .json()
+            .await
+            .unwrap();
+        if envs[0]["rollback"].is_object() && envs[0]["live"].is_object() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    let mut tasks = Vec::new();
+    for i in 0..50 {
+        let panel = &panels[i % 2];
+        let request = http()
+            .post(panel.at("/api/v1/environments/production/rollbacks"))
+            .header("Origin", &panel.url)
+            .header("Cookie", &cookie)
+            .json(&json!({ "reason": "two panels, one rollback" }));
+        tasks.push(tokio::spawn(async move {
+            let response = request.send().await.unwrap();
+            (
+                response.status().as_u16(),
+                response.json::<Value>().await.unwrap(),
+            )
+        }));
+    }
+    let mut statuses = std::collections::BTreeMap::<u16, Vec<Value>>::new();
+    for task in tasks {
+        let (status, body) = task.await.unwrap();
+        statuses.entry(status).or_default().push(body);
+    }
+    assert_eq!(statuses.get(&202).map(Vec::len), Some(1), "{statuses:?}");
+    assert_eq!(statuses.get(&409).map(Vec::len), Some(49), "{statuses:?}");
+    let id = statuses[&202][0]["id"].as_str().unwrap().to_owned();
+    let mut state = String::new();
+    for _ in 0..300 {
+        let op: Value = panels[1]
+            .get(&format!("/api/v1/operations/{id}"), Some(&cookie))
+            .await
+            .json()
+            .await
+            .unwrap();
+        state = op["brief"]["state"].as_str().unwrap().to_owned();
+        if state != "running" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(state, "succeeded");
+    let calls: Value = http()
+        .get(format!("{}/_sandbox/calls", sandbox.printed["render"]))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(calls["rollbacks"], 1, "{calls}");
+
+    for panel in panels {
+        panel.stop().await;
+    }
+    sqlx::query(&format!("DROP DATABASE {name} WITH (FORCE)"))
+        .execute(&admin)
+        .await
+        .unwrap();
+}
