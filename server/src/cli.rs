@@ -52,6 +52,23 @@ enum Command {
     /// Inspect the audit trail.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Manage API tokens.
+    #[command(subcommand)]
+    Token(TokenCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum TokenCommand {
+    /// Create an API token for the account NAME; it acts with that
+    /// account's role and is printed once.
+    Create {
+        name: String,
+        /// What the token is for ("deploy workflow").
+        #[arg(long, default_value = "api")]
+        label: String,
+    },
+    /// Revoke a token by its id (`tok_…`); it stops working at once.
+    Revoke { id: String },
 }
 
 #[derive(Debug, Subcommand)]
@@ -202,6 +219,23 @@ async fn run(cli: Cli) -> Result<(), CliError> {
         Command::User(UserCommand::Disable { name }) => {
             control.disable_user(&operator, &meta, &name).await?;
             println!("disabled {name}");
+            Ok(())
+        }
+        Command::Token(TokenCommand::Create { name, label }) => {
+            let (row, secret) = control
+                .create_token(&operator, &meta, &name, &label)
+                .await?;
+            println!("token {secret}");
+            println!("id {}", row.id);
+            println!(
+                "(shown once; only its hash is stored; revoke with `flightdeck token revoke {}`)",
+                row.id
+            );
+            Ok(())
+        }
+        Command::Token(TokenCommand::Revoke { id }) => {
+            control.revoke_token(&operator, &meta, &id).await?;
+            println!("revoked {id}");
             Ok(())
         }
         Command::Audit(AuditCommand::Export {

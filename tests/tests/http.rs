@@ -630,3 +630,99 @@ async fn a_lead_exports_the_filtered_trail_as_csv_and_json_lines_and_verifies_it
     // requests were refused before they reached the trail.
     assert_eq!(exports, ["dee denied", "lee succeeded", "lee succeeded"]);
 }
+
+#[tokio::test]
+async fn an_api_token_is_shown_once_stored_hashed_acts_with_its_users_role_and_stops_when_revoked()
+{
+    let setup = Setup::new("http-token", "");
+    setup.add_user("ci", "viewer").await;
+    let out = setup
+        .cli(
+            &["token", "create", "ci", "--label", "deploy workflow"],
+            None,
+        )
+        .await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let printed = String::from_utf8(out.stdout).unwrap();
+    let line = |key: &str| {
+        printed
+            .lines()
+            .find_map(|l| l.strip_prefix(key))
+            .unwrap_or_else(|| panic!("no `{key}` in {printed}"))
+            .to_owned()
+    };
+    let (token, id) = (line("token "), line("id "));
+    assert!(token.starts_with("fdt_") && token.len() > 40, "{token}");
+
+    let panel = setup.serve().await;
+    // As a script sends it: a bearer token, no cookie, no Origin.
+    let me = |token: String| {
+        http()
+            .get(panel.at("/api/v1/me"))
+            .header("Authorization", format!("Bearer {token}"))
+            .send()
+    };
+    let response = me(token.clone()).await.unwrap();
+    assert_eq!(response.status(), 200);
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(
+        (body["name"].as_str(), body["role"].as_str()),
+        (Some("ci"), Some("viewer"))
+    );
+    // The user's role, no more: a viewer's token cannot lock.
+    let lock = http()
+        .put(panel.at("/api/v1/environments/production/lock"))
+        .header("Authorization", format!("Bearer {token}"))
+        .json(&serde_json::json!({"reason": "x"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(lock.status(), 403);
+    assert_eq!(me("fdt_not-a-token".into()).await.unwrap().status(), 401);
+
+    // Only a hash is stored: the token appears in no file of the store.
+    for entry in std::fs::read_dir(&setup.dir.0).unwrap() {
+        let path = entry.unwrap().path();
+        let bytes = std::fs::read(&path).unwrap();
+        assert!(
+            !bytes.windows(token.len()).any(|w| w == token.as_bytes()),
+            "the token is in {}",
+            path.display()
+        );
+    }
+
+    let out = setup.cli(&["token", "revoke", &id], None).await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        me(token.clone()).await.unwrap().status(),
+        401,
+        "revoked at once"
+    );
+
+    let uses: Vec<String> = setup
+        .audit()
+        .await
+        .into_iter()
+        .filter(|row| row.action.starts_with("token."))
+        .map(|row| format!("{} {}", row.action, row.outcome))
+        .collect();
+    assert_eq!(
+        uses,
+        [
+            "token.create succeeded",
+            "token.use succeeded",
+            "token.use succeeded",
+            "token.use denied",
+            "token.revoke succeeded",
+            "token.use denied",
+        ]
+    );
+}

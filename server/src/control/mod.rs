@@ -16,6 +16,7 @@ pub mod freshness;
 pub mod locks;
 pub mod operations;
 mod reads;
+pub mod tokens;
 
 pub use operations::{DeployAsk, RollbackAsk, RunAction, Started};
 

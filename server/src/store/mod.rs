@@ -23,6 +23,7 @@ pub mod operations;
 mod queries;
 mod sessions;
 pub mod sync;
+pub mod tokens;
 
 pub use sessions::PanelSessionStore;
 

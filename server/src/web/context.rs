@@ -41,10 +41,30 @@ pub(crate) async fn identify(
             .map(|ua| ua.chars().take(300).collect()),
     };
     let session = request.extensions().get::<Session>().cloned();
-    let actor = match session {
+    let mut actor = match session {
         Some(session) => session_actor(&state, &session).await,
         None => None,
     };
+    if actor.is_none()
+        && let Some(token) = request
+            .headers()
+            .get(http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+    {
+        let target = format!("{} {}", request.method(), request.uri().path());
+        actor = match state
+            .control
+            .token_actor(token.trim(), &meta, &target)
+            .await
+        {
+            Ok(actor) => actor,
+            Err(error) => {
+                tracing::error!(%error, "could not check an API token");
+                None
+            }
+        };
+    }
     request.extensions_mut().insert(Caller { actor, meta });
     next.run(request).await
 }
