@@ -398,14 +398,14 @@ impl ControlPlane {
     }
 
     /// Writes a refusal and gives the error back.
-    async fn refuse(
+    async fn refuse<T>(
         &self,
         actor: &Actor,
         meta: &RequestMeta,
         action: &str,
         env: &str,
         error: ControlError,
-    ) -> Result<Started, ControlError> {
+    ) -> Result<T, ControlError> {
         let event = NewEvent::new(actor.record(), action, Outcome::Denied, meta)
             .environment(env)
             .error(error.to_string());
@@ -692,11 +692,7 @@ impl ControlPlane {
     ) -> Result<OperationView, ControlError> {
         self.require(actor, Role::Viewer, "operation.view", meta)
             .await?;
-        let (op, steps) = self
-            .store
-            .operation(id)
-            .await?
-            .ok_or_else(|| ControlError::NotFound(format!("operation {id}")))?;
+        let (op, steps) = self.operation_row(id).await?;
         let request: Option<Request> = serde_json::from_str(&op.request).ok();
         let lock = self.store.environment_lock(&op.environment).await?;
         let is_lead = actor.role.allows(Role::Lead);
@@ -756,6 +752,13 @@ impl ControlPlane {
         })
     }
 
+    async fn operation_row(&self, id: &str) -> Result<(OperationRow, Vec<StepRow>), ControlError> {
+        self.store
+            .operation(id)
+            .await?
+            .ok_or_else(|| ControlError::NotFound(format!("operation {id}")))
+    }
+
     /// A second lead approves a waiting operation, which then starts.
     pub async fn approve_operation(
         &self,
@@ -765,19 +768,14 @@ impl ControlPlane {
     ) -> Result<(), ControlError> {
         const ACTION: &str = "operation.approve";
         self.require(actor, Role::Lead, ACTION, meta).await?;
-        let (op, _) = self
-            .store
-            .operation(id)
-            .await?
-            .ok_or_else(|| ControlError::NotFound(format!("operation {id}")))?;
+        let (op, _) = self.operation_row(id).await?;
         if op.requested_by == actor.name {
             let error = ControlError::Forbidden(
                 "A second lead must approve: you requested this operation.".into(),
             );
             return self
                 .refuse(actor, meta, ACTION, &op.environment, error)
-                .await
-                .map(|_| ());
+                .await;
         }
         let event = NewEvent::new(actor.record(), ACTION, Outcome::Succeeded, meta)
             .environment(&op.environment)
@@ -802,8 +800,7 @@ impl ControlPlane {
             ));
             return self
                 .refuse(actor, meta, ACTION, &op.environment, error)
-                .await
-                .map(|_| ());
+                .await;
         }
         if let Some(executor) = &self.executor {
             executor.start(id);
@@ -825,18 +822,13 @@ impl ControlPlane {
     ) -> Result<(), ControlError> {
         const ACTION: &str = "operation.resolve";
         self.require(actor, Role::Lead, ACTION, meta).await?;
-        let (op, _) = self
-            .store
-            .operation(id)
-            .await?
-            .ok_or_else(|| ControlError::NotFound(format!("operation {id}")))?;
+        let (op, _) = self.operation_row(id).await?;
         let note = match reason_text(note) {
             Ok(note) => note,
             Err(error) => {
                 return self
                     .refuse(actor, meta, ACTION, &op.environment, error)
-                    .await
-                    .map(|_| ());
+                    .await;
             }
         };
         let to = if succeeded {
@@ -867,8 +859,7 @@ impl ControlPlane {
             ));
             return self
                 .refuse(actor, meta, ACTION, &op.environment, error)
-                .await
-                .map(|_| ());
+                .await;
         }
         self.changed(&op.environment);
         Ok(())

@@ -19,17 +19,9 @@ macro_rules! lock_queries {
     ($module:ident, $db:ty) => {
         mod $module {
             use super::*;
-            use crate::store::queries::$module::append_in;
+            use crate::store::queries::$module::{append_in, bump_data_version};
 
             type P = sqlx::Pool<$db>;
-
-            /// Pages cache what they show by the data version: a lock shows at once.
-            async fn bump(conn: &mut <$db as sqlx::Database>::Connection) -> Result<(), StoreError> {
-                sqlx::query("UPDATE data_version SET version = version + 1 WHERE id = 1")
-                    .execute(&mut *conn)
-                    .await?;
-                Ok(())
-            }
 
             pub async fn lock(
                 pool: &P,
@@ -51,7 +43,7 @@ macro_rules! lock_queries {
                 .fetch_one(&mut *tx)
                 .await
                 .map_err(StoreError::from_write)?;
-                bump(&mut tx).await?;
+                bump_data_version(&mut *tx).await?;
                 tx.commit().await?;
                 Ok(row)
             }
@@ -66,7 +58,7 @@ macro_rules! lock_queries {
                 if done.rows_affected() == 0 {
                     return Err(StoreError::NotFound);
                 }
-                bump(&mut tx).await?;
+                bump_data_version(&mut *tx).await?;
                 tx.commit().await?;
                 Ok(())
             }

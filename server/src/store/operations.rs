@@ -101,16 +101,19 @@ macro_rules! operation_queries {
         pub(crate) mod $module {
             use super::*;
             use crate::store::now_text;
-            use crate::store::queries::$module::append_in;
+            use crate::store::queries::$module::{append_in, bump_data_version};
 
             type P = sqlx::Pool<$db>;
             type Conn = <$db as sqlx::Database>::Connection;
 
-            async fn bump(conn: &mut Conn) -> Result<(), StoreError> {
-                sqlx::query("UPDATE data_version SET version = version + 1 WHERE id = 1")
+            /// Marks the operation changed now, and the pages' data with it.
+            async fn touch(conn: &mut Conn, id: &str, now: &str) -> Result<(), StoreError> {
+                sqlx::query("UPDATE operations SET updated_at = $2 WHERE id = $1")
+                    .bind(id)
+                    .bind(now)
                     .execute(&mut *conn)
                     .await?;
-                Ok(())
+                bump_data_version(&mut *conn).await
             }
 
             async fn by_key(conn: &mut Conn, by: &str, key: &str) -> Result<Option<OperationRow>, StoreError> {
@@ -186,7 +189,7 @@ macro_rules! operation_queries {
                     .execute(&mut *tx)
                     .await?;
                 }
-                bump(&mut tx).await?;
+                bump_data_version(&mut *tx).await?;
                 tx.commit().await?;
                 Ok(Created::New(row))
             }
@@ -267,12 +270,7 @@ macro_rules! operation_queries {
                 .bind(&now)
                 .execute(&mut *tx)
                 .await?;
-                sqlx::query("UPDATE operations SET updated_at = $2 WHERE id = $1")
-                    .bind(id)
-                    .bind(&now)
-                    .execute(&mut *tx)
-                    .await?;
-                bump(&mut tx).await?;
+                touch(&mut tx, id, &now).await?;
                 tx.commit().await?;
                 Ok(())
             }
@@ -301,12 +299,7 @@ macro_rules! operation_queries {
                 .bind(&outcome.detail)
                 .execute(&mut *tx)
                 .await?;
-                sqlx::query("UPDATE operations SET updated_at = $2 WHERE id = $1")
-                    .bind(id)
-                    .bind(&now)
-                    .execute(&mut *tx)
-                    .await?;
-                bump(&mut tx).await?;
+                touch(&mut tx, id, &now).await?;
                 tx.commit().await?;
                 Ok(())
             }
@@ -371,7 +364,7 @@ macro_rules! operation_queries {
                 if done.rows_affected() == 0 {
                     return Ok(false);
                 }
-                bump(&mut tx).await?;
+                bump_data_version(&mut *tx).await?;
                 tx.commit().await?;
                 Ok(true)
             }
@@ -413,7 +406,7 @@ macro_rules! operation_queries {
                 .fetch_one(&mut *tx)
                 .await
                 .map_err(StoreError::from_write)?;
-                bump(&mut tx).await?;
+                bump_data_version(&mut *tx).await?;
                 tx.commit().await?;
                 Ok(Ok(row))
             }

@@ -13,6 +13,18 @@ macro_rules! backend_queries {
             type Pool = sqlx::Pool<Db>;
             type Conn = <Db as sqlx::Database>::Connection;
 
+            /// Bumps `data_version`, which the pages' caches are keyed on:
+            /// every write of something a page shows calls it.
+            pub async fn bump_data_version<'e, E>(executor: E) -> Result<(), StoreError>
+            where
+                E: sqlx::Executor<'e, Database = Db>,
+            {
+                sqlx::query("UPDATE data_version SET version = version + 1 WHERE id = 1")
+                    .execute(executor)
+                    .await?;
+                Ok(())
+            }
+
             pub async fn ping(pool: &Pool) -> Result<(), StoreError> {
                 sqlx::query("SELECT 1").execute(pool).await?;
                 Ok(())

@@ -60,6 +60,7 @@ macro_rules! sync_queries {
     ($module:ident, $db:ty) => {
         pub(crate) mod $module {
             use super::*;
+            use crate::store::queries::$module::bump_data_version;
             use sqlx::Row;
 
             type P = sqlx::Pool<$db>;
@@ -284,10 +285,7 @@ macro_rules! sync_queries {
                 }
                 .execute(pool)
                 .await?;
-                sqlx::query("UPDATE data_version SET version = version + 1 WHERE id = 1")
-                    .execute(pool)
-                    .await?;
-                Ok(())
+                bump_data_version(pool).await
             }
 
             pub async fn data_version(pool: &P) -> Result<i64, StoreError> {
