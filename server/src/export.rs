@@ -13,6 +13,8 @@ pub struct Filter {
     pub action: Option<String>,
     pub environment: Option<String>,
     pub outcome: Option<String>,
+    /// An operation id, an account name, … whatever the event acted on.
+    pub target: Option<String>,
     /// RFC 3339, inclusive.
     pub since: Option<String>,
     /// RFC 3339, exclusive.
@@ -25,8 +27,9 @@ impl Filter {
     pub fn normalised(mut self) -> Result<Filter, String> {
         for (name, value) in [("since", &mut self.since), ("until", &mut self.until)] {
             if let Some(text) = value.as_deref().map(str::trim).filter(|t| !t.is_empty()) {
-                let at = time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
-                    .map_err(|_| format!("`{name}` must be an RFC 3339 time such as 2026-11-24T00:00:00Z, not `{text}`"))?;
+                let at = parse_time(text).ok_or_else(|| {
+                    format!("`{name}` must be a UTC time such as 2026-11-24T09:30, 2026-11-24 or an RFC 3339 time such as 2026-11-24T09:30:00+01:00, not `{text}`")
+                })?;
                 *value = Some(crate::store::sync::store_time(at));
             } else {
                 *value = None;
@@ -37,6 +40,7 @@ impl Filter {
             &mut self.action,
             &mut self.environment,
             &mut self.outcome,
+            &mut self.target,
         ] {
             if value.as_deref().is_some_and(|v| v.trim().is_empty()) {
                 *value = None;
@@ -44,6 +48,21 @@ impl Filter {
         }
         Ok(self)
     }
+}
+
+/// An RFC 3339 time, or — what a browser's date and time fields send — a
+/// minute or a day without an offset, read as UTC.
+fn parse_time(text: &str) -> Option<time::OffsetDateTime> {
+    use time::macros::format_description;
+    if let Ok(at) = time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339) {
+        return Some(at);
+    }
+    if let Ok(at) = time::PrimitiveDateTime::parse(text, format_description!("[year]-[month]-[day]T[hour]:[minute]")) {
+        return Some(at.assume_utc());
+    }
+    time::Date::parse(text, format_description!("[year]-[month]-[day]"))
+        .ok()
+        .map(|day| day.midnight().assume_utc())
 }
 
 /// An export format.
@@ -220,6 +239,15 @@ mod tests {
         .normalised()
         .unwrap_err();
         assert!(error.contains("until"), "{error}");
+        let minute = Filter {
+            since: Some("2026-11-24T09:30".into()),
+            until: Some("2026-11-25".into()),
+            ..Filter::default()
+        }
+        .normalised()
+        .unwrap();
+        assert_eq!(minute.since.as_deref(), Some("2026-11-24T09:30:00.000000Z"));
+        assert_eq!(minute.until.as_deref(), Some("2026-11-25T00:00:00.000000Z"));
         assert!(Format::parse("xml").unwrap_err().contains("csv or jsonl"));
     }
 }

@@ -188,7 +188,18 @@ impl Store {
         after: i64,
         limit: i64,
     ) -> Result<Vec<AuditEvent>, StoreError> {
-        dispatch!(self, audit_filtered(filter, after, limit))
+        dispatch!(self, audit_keyset(filter, after, false, limit))
+    }
+
+    /// The events before `before` (None: the newest) that match `filter`,
+    /// newest first: one page of the review screen.
+    pub async fn audit_newest(
+        &self,
+        filter: &crate::export::Filter,
+        before: Option<i64>,
+        limit: i64,
+    ) -> Result<Vec<AuditEvent>, StoreError> {
+        dispatch!(self, audit_keyset(filter, before.unwrap_or(i64::MAX), true, limit))
     }
 
     /// The last sequence number handed out.

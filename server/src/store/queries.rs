@@ -160,24 +160,30 @@ macro_rules! backend_queries {
                 .await?)
             }
 
-            pub async fn audit_filtered(
+            /// The events matching `filter` on one side of `from`: after it
+            /// in `seq` order, or before it newest first. Keyset paging, so
+            /// the thousandth page costs what the first does.
+            pub async fn audit_keyset(
                 pool: &Pool,
                 filter: &crate::export::Filter,
-                after: i64,
+                from: i64,
+                newest_first: bool,
                 limit: i64,
             ) -> Result<Vec<AuditEvent>, StoreError> {
                 // Only placeholders are formatted in; every value is bound.
                 let mut sql = String::from(
                     "SELECT seq, id, at, actor_kind, actor_id, actor_name, actor_role, action, environment, \
                      target, params, outcome, error, request_id, ip, user_agent, prev_hash, hash \
-                     FROM audit_events WHERE seq > $1",
+                     FROM audit_events WHERE ",
                 );
+                sql.push_str(if newest_first { "seq < $1" } else { "seq > $1" });
                 let mut values: Vec<&str> = Vec::new();
                 for (column, op, value) in [
                     ("actor_name", "=", &filter.actor),
                     ("action", "=", &filter.action),
                     ("environment", "=", &filter.environment),
                     ("outcome", "=", &filter.outcome),
+                    ("target", "=", &filter.target),
                     ("at", ">=", &filter.since),
                     ("at", "<", &filter.until),
                 ] {
@@ -186,8 +192,9 @@ macro_rules! backend_queries {
                         sql.push_str(&format!(" AND {column} {op} ${}", values.len() + 1));
                     }
                 }
-                sql.push_str(&format!(" ORDER BY seq LIMIT ${}", values.len() + 2));
-                let mut query = sqlx::query_as::<_, AuditEvent>(&sql).bind(after);
+                let order = if newest_first { "DESC" } else { "ASC" };
+                sql.push_str(&format!(" ORDER BY seq {order} LIMIT ${}", values.len() + 2));
+                let mut query = sqlx::query_as::<_, AuditEvent>(&sql).bind(from);
                 for value in values {
                     query = query.bind(value);
                 }

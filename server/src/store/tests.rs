@@ -405,6 +405,15 @@ mod audit_filter {
             assert_eq!(t.store.audit_filtered(&since, 0, 100).await.unwrap().len(), 3);
             let until = Filter { until: Some(at), ..filter };
             assert_eq!(t.store.audit_filtered(&until, 0, 100).await.unwrap().len(), 2);
+            // Newest first, a page at a time, for the review screen.
+            let newest = t.store.audit_newest(&filter, None, 2).await.unwrap();
+            let older = t.store.audit_newest(&filter, Some(newest[1].seq), 2).await.unwrap();
+            let mut expected: Vec<i64> = all.iter().rev().map(|e| e.seq).collect();
+            expected.truncate(4);
+            assert_eq!(newest.iter().chain(&older).map(|e| e.seq).collect::<Vec<_>>(), expected);
+            let one = Filter { target: Some("t12".into()), ..Filter::default() };
+            let hits = t.store.audit_newest(&one, None, 10).await.unwrap();
+            assert_eq!(hits.iter().map(|e| e.target.as_deref()).collect::<Vec<_>>(), [Some("t12")]);
         };
     }
 }
