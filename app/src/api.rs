@@ -5,8 +5,8 @@
 
 use crate::error::AppError;
 use crate::model::{
-    AdminView, EnvironmentPage, MigrationsView, OperationView, Overview, ReleaseView, RollbackView,
-    RunView,
+    AdminView, AuditDetail, AuditQuery, AuditView, EnvironmentPage, MigrationsView, NewToken,
+    OperationView, Overview, ReleaseView, RollbackView, RunView,
 };
 use leptos::prelude::*;
 
@@ -16,8 +16,8 @@ pub mod backend {
 
     use crate::error::AppError;
     use crate::model::{
-        AdminView, EnvironmentPage, MigrationsView, OperationView, Overview, ReleaseView,
-        RollbackView, RunView,
+        AdminView, AuditDetail, AuditQuery, AuditView, EnvironmentPage, MigrationsView, NewToken,
+        OperationView, Overview, ReleaseView, RollbackView, RunView,
     };
     use http::request::Parts;
     use std::future::Future;
@@ -61,6 +61,15 @@ pub mod backend {
             revert_code: bool,
         ) -> Result<RollbackView, AppError>;
         async fn operation(&self, request: &Parts, id: String) -> Result<OperationView, AppError>;
+        async fn audit(&self, request: &Parts, query: AuditQuery) -> Result<AuditView, AppError>;
+        async fn audit_event(&self, request: &Parts, seq: i64) -> Result<AuditDetail, AppError>;
+        async fn create_token(
+            &self,
+            request: &Parts,
+            user: String,
+            label: String,
+        ) -> Result<NewToken, AppError>;
+        async fn revoke_token(&self, request: &Parts, id: String) -> Result<(), AppError>;
     }
 
     /// How the backend is provided as Leptos context.
@@ -156,4 +165,29 @@ pub async fn get_rollback(
 #[server(prefix = "/_fn", endpoint = "operation")]
 pub async fn get_operation(id: String) -> Result<OperationView, AppError> {
     backend::with_backend(|b, req| async move { b.operation(&req, id).await }).await
+}
+
+/// One page of the audit trail with the review queue (leads).
+#[server(prefix = "/_fn", endpoint = "audit")]
+pub async fn get_audit(query: AuditQuery) -> Result<AuditView, AppError> {
+    backend::with_backend(|b, req| async move { b.audit(&req, query).await }).await
+}
+
+/// One audit event with everything about its target (leads).
+#[server(prefix = "/_fn", endpoint = "audit_event")]
+pub async fn get_audit_event(seq: i64) -> Result<AuditDetail, AppError> {
+    backend::with_backend(|b, req| async move { b.audit_event(&req, seq).await }).await
+}
+
+/// Creates an API token for an account (admins); the reply is the only
+/// time the token is shown.
+#[server(prefix = "/_fn", endpoint = "create_token")]
+pub async fn create_token(user: String, label: String) -> Result<NewToken, AppError> {
+    backend::with_backend(|b, req| async move { b.create_token(&req, user, label).await }).await
+}
+
+/// Revokes an API token (admins): it stops working at once.
+#[server(prefix = "/_fn", endpoint = "revoke_token")]
+pub async fn revoke_token(id: String) -> Result<(), AppError> {
+    backend::with_backend(|b, req| async move { b.revoke_token(&req, id).await }).await
 }

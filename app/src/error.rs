@@ -20,6 +20,8 @@ pub enum AppError {
     Conflict(String),
     #[error("{0}")]
     Invalid(String),
+    #[error("{0}")]
+    RateLimited(String),
     #[error("Something went wrong on the server (request {0}); the log has the details.")]
     Internal(String),
     #[error("Could not talk to the server: {0}")]
@@ -35,6 +37,7 @@ impl AppError {
             AppError::NotFound(_) => 404,
             AppError::Conflict(_) => 409,
             AppError::Invalid(_) => 422,
+            AppError::RateLimited(_) => 429,
             AppError::Internal(_) | AppError::Transport(_) => 500,
         }
     }

@@ -7,6 +7,10 @@ use leptos::prelude::*;
 /// Navigation and the signed-in person above the page's content.
 #[component]
 pub fn Layout(viewer: Viewer, children: Children) -> impl IntoView {
+    let audit_link = viewer
+        .role
+        .allows(Role::Lead)
+        .then(|| view! { <a href="/audit" id="nav-audit">"Audit"</a> });
     let admin_link = viewer
         .role
         .allows(Role::Admin)
@@ -22,6 +26,7 @@ pub fn Layout(viewer: Viewer, children: Children) -> impl IntoView {
             <a class="brand" href="/">"Flightdeck"</a>
             <nav>
                 <a href="/">"Overview"</a>
+                {audit_link}
                 {admin_link}
             </nav>
             <div class="who">

@@ -78,6 +78,8 @@ pub fn App() -> impl IntoView {
                 <Route path=path!("/env/:env/rollback") view=pages::RollbackPage ssr=SsrMode::Async/>
                 <Route path=path!("/runs/:id") view=pages::RunPage ssr=SsrMode::Async/>
                 <Route path=path!("/operations/:id") view=pages::OperationPage ssr=SsrMode::Async/>
+                <Route path=path!("/audit") view=pages::AuditPage ssr=SsrMode::Async/>
+                <Route path=path!("/audit/:seq") view=pages::AuditEventPage ssr=SsrMode::Async/>
             </Routes>
         </Router>
     }

@@ -80,6 +80,21 @@ pub struct EnvironmentSummary {
 pub struct Overview {
     pub viewer: Viewer,
     pub environments: Vec<EnvironmentView>,
+    /// The audit chain's last verification, for leads (None for others).
+    pub chain: Option<ChainState>,
+}
+
+/// The outcome of the newest verification of the audit chain.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChainState {
+    /// None: never verified yet.
+    pub checked_at: Option<String>,
+    pub checked_by: Option<String>,
+    pub intact: bool,
+    /// Events checked (when intact).
+    pub count: Option<i64>,
+    /// The first bad sequence number (when broken).
+    pub broken_at: Option<i64>,
 }
 
 /// One environment as the overview shows it. Times are RFC 3339 UTC text.
@@ -391,6 +406,160 @@ pub struct Account {
 pub struct AdminView {
     pub viewer: Viewer,
     pub accounts: Vec<Account>,
+    pub tokens: Vec<TokenView>,
+}
+
+/// One API token as the admin page lists it (never the token itself).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenView {
+    pub id: String,
+    pub user: String,
+    pub label: String,
+    pub created_at: String,
+    pub created_by: String,
+    pub revoked_at: Option<String>,
+}
+
+/// A token just created: the only time its secret is shown.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NewToken {
+    pub id: String,
+    pub user: String,
+    pub token: String,
+}
+
+/// The audit page's filters, as they appear in its URL.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditQuery {
+    pub actor: Option<String>,
+    pub action: Option<String>,
+    pub environment: Option<String>,
+    pub outcome: Option<String>,
+    pub target: Option<String>,
+    /// UTC, `2026-11-24T09:30`, `2026-11-24` or RFC 3339; inclusive.
+    pub since: Option<String>,
+    /// Same forms; exclusive.
+    pub until: Option<String>,
+    /// Keyset cursor: show events with a smaller sequence number.
+    pub before: Option<i64>,
+}
+
+impl AuditQuery {
+    /// The query string for these filters (without the cursor), for links
+    /// to the next page and to the export.
+    pub fn to_query_string(&self) -> String {
+        let pairs = [
+            ("actor", &self.actor),
+            ("action", &self.action),
+            ("environment", &self.environment),
+            ("outcome", &self.outcome),
+            ("target", &self.target),
+            ("since", &self.since),
+            ("until", &self.until),
+        ];
+        pairs
+            .iter()
+            .filter_map(|(name, value)| {
+                value
+                    .as_deref()
+                    .filter(|v| !v.is_empty())
+                    .map(|v| format!("{name}={}", urlencode(v)))
+            })
+            .collect::<Vec<_>>()
+            .join("&")
+    }
+}
+
+/// Percent-encodes a query value (everything but unreserved characters).
+fn urlencode(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for byte in value.bytes() {
+        match byte {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                out.push(byte as char)
+            }
+            _ => out.push_str(&format!("%{byte:02X}")),
+        }
+    }
+    out
+}
+
+/// One audit event as the review screen shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditEventView {
+    pub seq: i64,
+    pub at: String,
+    /// `user`, `token`, `webhook` or `system`.
+    pub actor_kind: String,
+    pub actor_id: String,
+    pub actor_name: String,
+    pub actor_role: Option<String>,
+    pub action: String,
+    pub environment: Option<String>,
+    pub target: Option<String>,
+    /// The parameters as indented JSON.
+    pub params: String,
+    /// `started`, `succeeded`, `failed` or `denied`.
+    pub outcome: String,
+    pub error: Option<String>,
+    pub request_id: Option<String>,
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+    pub hash: String,
+}
+
+/// Something in the leads' review queue.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReviewItem {
+    /// `op:<id>` or `event:<seq>`: what "mark reviewed" names.
+    pub item: String,
+    /// Why it is here: `break_glass`, `failed`, `needs_attention`, `refused`.
+    pub why: String,
+    pub summary: String,
+    pub environment: Option<String>,
+    pub actor: String,
+    pub at: String,
+    /// The event the detail view opens on.
+    pub seq: Option<i64>,
+}
+
+/// A lead's "reviewed" mark.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReviewMark {
+    pub reviewed_by: String,
+    pub reviewed_at: String,
+    pub note: String,
+    /// The `audit.review` event.
+    pub seq: i64,
+}
+
+/// The `/audit` page.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditView {
+    pub viewer: Viewer,
+    pub query: AuditQuery,
+    pub events: Vec<AuditEventView>,
+    /// The cursor of the next (older) page, when there is one.
+    pub next_before: Option<i64>,
+    pub queue: Vec<ReviewItem>,
+    pub environments: Vec<String>,
+    pub chain: ChainState,
+}
+
+/// `/audit/{seq}`: one event, and everything about what it acted on.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditDetail {
+    pub viewer: Viewer,
+    pub event: AuditEventView,
+    /// The operation the event belongs to, with every step.
+    pub operation: Option<OperationView>,
+    /// Every event about the same target, oldest first (at most 500).
+    pub related: Vec<AuditEventView>,
+    /// The queue item this event stands for, if it is one.
+    pub review_item: Option<String>,
+    /// Why it needs review (see [`ReviewItem::why`]).
+    pub review_why: Option<String>,
+    pub reviewed: Option<ReviewMark>,
 }
 
 #[cfg(test)]
@@ -412,5 +581,26 @@ mod tests {
             assert_eq!(role.as_str().parse::<Role>(), Ok(role));
         }
         assert_eq!("root".parse::<Role>(), Err(UnknownRole("root".into())));
+    }
+
+    #[test]
+    fn an_audit_query_makes_a_shareable_query_string_without_its_cursor() {
+        let query = AuditQuery {
+            actor: Some("dana".into()),
+            action: Some("rollback.start".into()),
+            environment: Some(String::new()),
+            since: Some("2026-11-24T09:30".into()),
+            before: Some(42),
+            ..AuditQuery::default()
+        };
+        assert_eq!(
+            query.to_query_string(),
+            "actor=dana&action=rollback.start&since=2026-11-24T09%3A30"
+        );
+        let odd = AuditQuery {
+            actor: Some("a&b=c d".into()),
+            ..AuditQuery::default()
+        };
+        assert_eq!(odd.to_query_string(), "actor=a%26b%3Dc%20d");
     }
 }

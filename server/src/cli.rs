@@ -268,7 +268,10 @@ async fn run(cli: Cli) -> Result<(), CliError> {
             out.flush()?;
             Ok(())
         }
-        Command::Audit(AuditCommand::Verify) => match control.verify_audit().await? {
+        Command::Audit(AuditCommand::Verify) => match control
+            .verify_audit_as(&operator, &meta)
+            .await?
+        {
             Verdict::Intact { count } => {
                 println!("audit trail intact: {count} events");
                 Ok(())
@@ -307,6 +310,27 @@ fn read_password_from_stdin() -> Result<Option<String>, CliError> {
     Ok((!password.is_empty()).then_some(password))
 }
 
+/// How often a serving panel recomputes the audit chain by itself, so the
+/// overview's chain state for leads is never older than this.
+const CHAIN_CHECK_EVERY: std::time::Duration = std::time::Duration::from_secs(6 * 3600);
+
+/// Verifies the chain now and then every `period`, as the system actor;
+/// each outcome is an `audit.verify` event, which the overview shows.
+async fn verify_every(control: ControlPlane, period: std::time::Duration) {
+    let actor = Actor::system("flightdeck");
+    let meta = RequestMeta::default();
+    loop {
+        match control.verify_audit_as(&actor, &meta).await {
+            Ok(Verdict::Broken { seq, .. }) => {
+                tracing::error!(seq, "the audit chain is broken");
+            }
+            Ok(Verdict::Intact { .. }) => {}
+            Err(error) => tracing::warn!(%error, "could not verify the audit chain"),
+        }
+        tokio::time::sleep(period).await;
+    }
+}
+
 /// Binds, prints where the panel answers, and serves until stopped.
 pub async fn serve(control: ControlPlane) -> Result<(), CliError> {
     let listen = control.config().server.listen;
@@ -321,6 +345,7 @@ pub async fn serve(control: ControlPlane) -> Result<(), CliError> {
         // Picks up operations a stopped panel left running.
         executor.spawn_resumer();
     }
+    tokio::spawn(verify_every(state.control.clone(), CHAIN_CHECK_EVERY));
     println!("panel http://{addr}");
     tracing::info!(%addr, store = state.control.store().backend(), "serving");
     web::serve(listener, state).await?;

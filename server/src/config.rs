@@ -263,6 +263,9 @@ pub struct EnvironmentConfig {
     pub smoke_path: String,
     #[serde(default)]
     pub require_approval_for: Vec<ApprovalKind>,
+    /// Refused attempts on a production environment go to the leads'
+    /// review queue. Default: true for an environment named `production`.
+    pub production: Option<bool>,
 }
 
 fn default_migrations_path() -> String {
@@ -469,6 +472,12 @@ impl Config {
 }
 
 impl EnvironmentConfig {
+    /// Whether this environment counts as production (see `production`).
+    pub fn is_production(&self) -> bool {
+        self.production
+            .unwrap_or(self.name.as_str() == "production")
+    }
+
     /// The names of the secret variables this environment needs, for the page
     /// that says which ones are missing.
     pub fn secret_vars(&self) -> Vec<&str> {

@@ -54,10 +54,15 @@ impl Filter {
 /// minute or a day without an offset, read as UTC.
 fn parse_time(text: &str) -> Option<time::OffsetDateTime> {
     use time::macros::format_description;
-    if let Ok(at) = time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339) {
+    if let Ok(at) =
+        time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
+    {
         return Some(at);
     }
-    if let Ok(at) = time::PrimitiveDateTime::parse(text, format_description!("[year]-[month]-[day]T[hour]:[minute]")) {
+    if let Ok(at) = time::PrimitiveDateTime::parse(
+        text,
+        format_description!("[year]-[month]-[day]T[hour]:[minute]"),
+    ) {
         return Some(at.assume_utc());
     }
     time::Date::parse(text, format_description!("[year]-[month]-[day]"))

@@ -9,6 +9,7 @@ pub mod control;
 pub mod export;
 pub mod identity;
 pub mod integrations;
+pub mod metrics;
 pub mod operations;
 pub mod releases;
 pub mod rollback;

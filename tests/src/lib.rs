@@ -222,15 +222,28 @@ impl Panel {
     /// Starts `flightdeck serve` with extra environment variables (secrets,
     /// `FLIGHTDECK_<SECTION>__<KEY>` overrides) and reads the URL it prints.
     pub async fn start_with_env(config: &Path, env: &[(String, String)]) -> Panel {
+        Panel::start_logged(config, env, None).await
+    }
+
+    /// [`Panel::start_with_env`], writing the panel's log (standard error)
+    /// to `log` instead of the test's output.
+    pub async fn start_logged(
+        config: &Path,
+        env: &[(String, String)],
+        log: Option<&Path>,
+    ) -> Panel {
+        let stderr = match log {
+            Some(path) => Stdio::from(std::fs::File::create(path).unwrap()),
+            None => Stdio::inherit(),
+        };
         let mut child = Command::new(binary())
             .args(["--config", config.to_str().unwrap(), "serve"])
-            .envs(env.iter().map(|(k, v)| (k, v)))
             .env_remove("FLIGHTDECK_CONFIG")
             .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .env("FLIGHTDECK_SITE_ROOT", site_root())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(stderr)
             .kill_on_drop(true)
             .spawn()
             .unwrap_or_else(|e| panic!("cannot run {}: {e}", binary().display()));

@@ -502,3 +502,191 @@ async fn production_rolls_back_to_the_last_good_release_in_one_click_and_the_tra
         "{trail:?}"
     );
 }
+
+/// Signs `name` in over HTTP (an account made with the sandbox's config).
+async fn add_and_sign_in(sandbox: &Sandbox, name: &str, role: &str) -> (String, String) {
+    let password = format!("{name}-password-long-enough");
+    let config = std::path::PathBuf::from(&sandbox.printed["config"]);
+    let out = flightdeck_tests::cli_with_config(
+        &config,
+        &["user", "add", name, "--role", role],
+        Some(&password),
+    )
+    .await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let login = http()
+        .post(format!("{}/auth/login", sandbox.panel()))
+        .header("Origin", sandbox.panel())
+        .form(&[("name", name), ("password", password.as_str())])
+        .send()
+        .await
+        .unwrap();
+    (flightdeck_tests::session_cookie(&login).unwrap(), password)
+}
+
+async fn fill_in(browser: &Client, css: &str, text: &str) {
+    let field = browser.find(Locator::Css(css)).await.unwrap();
+    field.clear().await.unwrap();
+    field.send_keys(text).await.unwrap();
+}
+
+async fn click(browser: &Client, css: &str) {
+    browser
+        .find(Locator::Css(css))
+        .await
+        .unwrap_or_else(|e| panic!("{css}: {e}"))
+        .click()
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn a_lead_filters_the_trail_to_a_break_glass_rollback_opens_it_and_marks_it_reviewed() {
+    let dir = TempDir::new("browser-audit");
+    let sandbox = Sandbox::start(&dir, &["--seed", "4"]).await;
+    let admin = sandbox.session().await;
+    sandbox
+        .wait_for_live_releases(&admin, Duration::from_secs(120))
+        .await;
+    // A deployer rolls production back alone: break-glass.
+    let (dana, dana_password) = add_and_sign_in(&sandbox, "dana", "deployer").await;
+    let (_, lee_password) = add_and_sign_in(&sandbox, "lee", "lead").await;
+    let started: serde_json::Value = http()
+        .post(format!(
+            "{}/api/v1/environments/production/rollbacks",
+            sandbox.panel()
+        ))
+        .header("Origin", sandbox.panel())
+        .header("Cookie", &dana)
+        .header("Idempotency-Key", "browser-audit-1")
+        .json(&serde_json::json!({ "reason": "Checkout is down after the deploy" }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = started["id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{started}"))
+        .to_owned();
+    let mut state = String::new();
+    for _ in 0..300 {
+        let op: serde_json::Value = http()
+            .get(format!("{}/api/v1/operations/{id}", sandbox.panel()))
+            .header("Cookie", &dana)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        state = op["brief"]["state"].as_str().unwrap_or_default().to_owned();
+        if state != "running" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(state, "succeeded");
+
+    // The lead sees it in the queue, filters the trail down to it with
+    // the page's own form, and opens it.
+    let driver = Driver::start().await;
+    let browser = driver.browser().await;
+    sign_in(&browser, sandbox.panel(), "lee", &lee_password).await;
+    click(&browser, "#nav-audit").await;
+    browser
+        .wait()
+        .at_most(Duration::from_secs(20))
+        .for_element(Locator::Css(&format!(
+            "#review-queue tr[data-item='op:{id}']"
+        )))
+        .await
+        .expect("the break-glass rollback is in the queue");
+    fill_in(&browser, "#filters input[name=actor]", "dana").await;
+    fill_in(&browser, "#filters input[name=action]", "rollback.start").await;
+    click(&browser, "#apply-filters").await;
+    browser
+        .wait()
+        .at_most(Duration::from_secs(20))
+        .for_url(|url| url.query().is_some_and(|q| q.contains("actor=dana")))
+        .await
+        .unwrap();
+    let url = browser.current_url().await.unwrap();
+    assert!(
+        url.query().unwrap().contains("action=rollback.start"),
+        "{url}"
+    );
+    assert_eq!(rows(&browser, "table.audit tbody tr").await, 1);
+    click(&browser, "table.audit tbody tr td a").await;
+    browser
+        .wait()
+        .at_most(Duration::from_secs(20))
+        .for_element(Locator::Css("#operation li.step"))
+        .await
+        .expect("the detail shows the operation's steps");
+    assert_eq!(rows(&browser, "#operation li.step").await, 5);
+    assert!(
+        text_of(&browser, "#operation")
+            .await
+            .contains("Checkout is down after the deploy")
+    );
+
+    fill_in(
+        &browser,
+        "#review textarea[name=note]",
+        "Outage confirmed on Render; right call",
+    )
+    .await;
+    click(&browser, "#mark-reviewed").await;
+    browser
+        .wait()
+        .at_most(Duration::from_secs(20))
+        .for_element(Locator::Css("#review .reviewed-by"))
+        .await
+        .expect("the review is shown");
+    assert_eq!(text_of(&browser, "#review .reviewed-by").await, "lee");
+    assert!(
+        text_of(&browser, ".review-note")
+            .await
+            .contains("right call")
+    );
+
+    // The mark is an audit event; the queue no longer holds the rollback.
+    let store = format!("sqlite://{}", dir.0.join("flightdeck.db").display());
+    let review = flightdeck_tests::audit_rows(&store)
+        .await
+        .into_iter()
+        .find(|row| row.action == "audit.review")
+        .expect("an audit.review event");
+    assert_eq!(review.outcome, "succeeded");
+    assert_eq!(review.target.as_deref(), Some(format!("op:{id}").as_str()));
+    browser
+        .goto(&format!("{}/audit", sandbox.panel()))
+        .await
+        .unwrap();
+    assert!(
+        browser
+            .find(Locator::Css(&format!(
+                "#review-queue tr[data-item='op:{id}']"
+            )))
+            .await
+            .is_err()
+    );
+
+    // A deployer has no way in: no link, and the page refuses.
+    click(&browser, "#sign-out").await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    sign_in(&browser, sandbox.panel(), "dana", &dana_password).await;
+    assert!(browser.find(Locator::Css("#nav-audit")).await.is_err());
+    browser
+        .goto(&format!("{}/audit", sandbox.panel()))
+        .await
+        .unwrap();
+    assert!(text_of(&browser, "#error-message").await.contains("lead"));
+    assert!(browser.find(Locator::Css("#review-queue")).await.is_err());
+}

@@ -1,6 +1,7 @@
 //! One file per page.
 
 mod admin;
+mod audit;
 mod deploys;
 mod login;
 mod migrations;
@@ -13,6 +14,7 @@ mod runs;
 mod timeline;
 
 pub use admin::AdminPage;
+pub use audit::{AuditEventPage, AuditPage};
 pub use deploys::DeploysPage;
 pub use login::LoginPage;
 pub use migrations::MigrationsPage;

@@ -125,7 +125,7 @@ fn Operation(op: OperationView) -> impl IntoView {
     }
 }
 
-fn step_row(step: OperationStepView) -> impl IntoView {
+pub(super) fn step_row(step: OperationStepView) -> impl IntoView {
     let upstream = step.upstream_id.clone().map(|id| {
         let href = step.upstream_url.clone().unwrap_or_default();
         view! { " · " <OutLink href><code class="upstream">{id}</code></OutLink> }

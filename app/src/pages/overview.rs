@@ -27,6 +27,7 @@ pub fn OverviewPage() -> impl IntoView {
                 match overview.await {
                     Ok(o) => view! {
                         <Layout viewer=o.viewer.clone()>
+                            {o.chain.map(|chain| view! { <super::audit::Chain chain/> })}
                             <EnvironmentList environments=o.environments viewer=o.viewer/>
                         </Layout>
                     }

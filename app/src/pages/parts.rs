@@ -9,14 +9,14 @@ use leptos::prelude::*;
 /// Which colour a status word gets: `good`, `bad`, `running` or `neutral`.
 pub fn status_tone(word: &str) -> &'static str {
     match word {
-        "good" | "passed" | "success" | "live" | "at_head" | "succeeded" | "done" | "pass" => {
-            "good"
-        }
+        "good" | "passed" | "success" | "live" | "at_head" | "succeeded" | "done" | "pass"
+        | "intact" => "good",
         "bad" | "failed" | "failure" | "build_failed" | "update_failed" | "pre_deploy_failed"
         | "timed_out" | "drift" | "startup_failure" | "action_required" | "needs_attention"
-        | "block" | "locked" => "bad",
-        "warn" | "awaiting_approval" => "warn",
+        | "block" | "locked" | "denied" | "refused" | "broken" => "bad",
+        "warn" | "awaiting_approval" | "break_glass" => "warn",
         "running"
+        | "started"
         | "pending"
         | "in_progress"
         | "queued"

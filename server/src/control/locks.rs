@@ -44,7 +44,7 @@ impl ControlPlane {
         env: &str,
         reason: &str,
     ) -> Result<LockRow, ControlError> {
-        self.require(actor, Role::Deployer, "environment.lock", meta)
+        self.require_on(actor, Role::Deployer, "environment.lock", Some(env), meta)
             .await?;
         self.environment(env)?;
         let reason = words(reason, "why the environment is locked")?;
@@ -80,7 +80,7 @@ impl ControlPlane {
         env: &str,
         note: &str,
     ) -> Result<(), ControlError> {
-        self.require(actor, Role::Lead, "environment.unlock", meta)
+        self.require_on(actor, Role::Lead, "environment.unlock", Some(env), meta)
             .await?;
         self.environment(env)?;
         let note = words(note, "why it is safe to unlock")?;

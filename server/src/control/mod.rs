@@ -2,7 +2,7 @@
 //! server functions, REST, CLI) comes through here: it takes the actor,
 //! checks the role, writes the audit event, and only then acts.
 
-use crate::audit::{NewEvent, Outcome, RequestMeta, Verdict};
+use crate::audit::{NewEvent, Outcome, RequestMeta};
 use crate::config::Config;
 use crate::identity::{self, Actor, User};
 use crate::store::{Store, StoreError};
@@ -33,9 +33,21 @@ pub enum ControlError {
     Conflict(String),
     #[error("{0}")]
     Invalid(String),
+    /// Too many attempts; try again after this many seconds.
+    #[error("{message}")]
+    RateLimited {
+        message: String,
+        retry_after_seconds: u64,
+    },
     #[error("the store failed: {0}")]
     Store(#[from] StoreError),
 }
+
+/// Failed sign-ins for one account name within [`SIGN_IN_WINDOW`] after
+/// which sign-in is refused (429) until the window has passed.
+pub const FAILED_SIGN_INS: i64 = 5;
+/// See [`FAILED_SIGN_INS`].
+pub const SIGN_IN_WINDOW: time::Duration = time::Duration::minutes(15);
 
 /// The application layer; cheap to clone.
 #[derive(Clone)]
@@ -121,6 +133,19 @@ impl ControlPlane {
         action: &str,
         meta: &RequestMeta,
     ) -> Result<(), ControlError> {
+        self.require_on(actor, required, action, None, meta).await
+    }
+
+    /// [`Self::require`] for an action on an environment: a refusal names
+    /// it, so refused attempts on production reach the leads' review queue.
+    async fn require_on(
+        &self,
+        actor: &Actor,
+        required: Role,
+        action: &str,
+        env: Option<&str>,
+        meta: &RequestMeta,
+    ) -> Result<(), ControlError> {
         if actor.role.allows(required) {
             return Ok(());
         }
@@ -128,11 +153,12 @@ impl ControlPlane {
             "{action} needs the {required} role; {} is {}",
             actor.name, actor.role
         );
-        self.store
-            .append_audit(
-                &NewEvent::new(actor.record(), action, Outcome::Denied, meta).error(reason.clone()),
-            )
-            .await?;
+        let mut event =
+            NewEvent::new(actor.record(), action, Outcome::Denied, meta).error(reason.clone());
+        if let Some(env) = env {
+            event = event.environment(env);
+        }
+        self.store.append_audit(&event).await?;
         Err(ControlError::Forbidden(format!(
             "You need the {required} role for this; you are signed in as {}.",
             actor.role
@@ -189,6 +215,29 @@ impl ControlPlane {
         password: &str,
         meta: &RequestMeta,
     ) -> Result<User, ControlError> {
+        if let Some(wait) = self.sign_in_throttled(name).await? {
+            self.store
+                .append_audit(
+                    &NewEvent::new(
+                        identity::anonymous(Some(name)),
+                        "auth.login_throttled",
+                        Outcome::Denied,
+                        meta,
+                    )
+                    .error(format!(
+                        "{FAILED_SIGN_INS} failed sign-ins within {} minutes",
+                        SIGN_IN_WINDOW.whole_minutes()
+                    )),
+                )
+                .await?;
+            return Err(ControlError::RateLimited {
+                message: format!(
+                    "Too many failed sign-ins for this account: try again in {} minutes.",
+                    wait.div_ceil(60)
+                ),
+                retry_after_seconds: wait,
+            });
+        }
         let user = self.store.user_by_name(name).await?;
         let hash = user
             .as_ref()
@@ -228,6 +277,30 @@ impl ControlPlane {
                 Err(ControlError::Unauthorized)
             }
         }
+    }
+
+    /// Seconds to wait when `name` had [`FAILED_SIGN_INS`] failed sign-ins
+    /// within [`SIGN_IN_WINDOW`], read from the trail itself (so every panel
+    /// on a shared store agrees, and a restart forgets nothing).
+    async fn sign_in_throttled(&self, name: &str) -> Result<Option<u64>, ControlError> {
+        let now = time::OffsetDateTime::now_utc();
+        let since = crate::store::sync::store_time(now - SIGN_IN_WINDOW);
+        let recent = self
+            .store
+            .recent_failed_sign_ins(name, &since, FAILED_SIGN_INS)
+            .await?;
+        if (recent.len() as i64) < FAILED_SIGN_INS {
+            return Ok(None);
+        }
+        // The window reopens when the oldest of those failures leaves it.
+        let oldest = recent
+            .last()
+            .and_then(|at| {
+                time::OffsetDateTime::parse(at, &time::format_description::well_known::Rfc3339).ok()
+            })
+            .unwrap_or(now);
+        let wait = (oldest + SIGN_IN_WINDOW - now).whole_seconds().max(1);
+        Ok(Some(wait as u64))
     }
 
     /// Audits a sign-out; the caller ends the session.
@@ -362,9 +435,24 @@ impl ControlPlane {
                 created_at: u.created_at,
             })
             .collect();
+        let tokens = self
+            .store
+            .list_tokens()
+            .await?
+            .into_iter()
+            .map(|(t, user)| app::model::TokenView {
+                id: t.id,
+                user,
+                label: t.label,
+                created_at: t.created_at,
+                created_by: t.created_by,
+                revoked_at: t.revoked_at,
+            })
+            .collect();
         Ok(AdminView {
             viewer: viewer_of(actor),
             accounts,
+            tokens,
         })
     }
 
@@ -386,11 +474,6 @@ impl ControlPlane {
                     .collect(),
             })
             .collect()
-    }
-
-    /// Recomputes the audit chain.
-    pub async fn verify_audit(&self) -> Result<Verdict, ControlError> {
-        Ok(self.store.verify_audit().await?)
     }
 }
 
@@ -435,6 +518,62 @@ mod tests {
             ("user.add", "denied")
         );
         assert_eq!(last.actor_name, "val");
+        t.drop_all().await;
+    }
+
+    #[tokio::test]
+    async fn five_failed_sign_ins_lock_the_name_for_the_window_even_with_the_right_password() {
+        let (plane, t) = plane().await;
+        let password = "a long enough password";
+        plane
+            .add_user(
+                &Actor::system("cli"),
+                &meta(),
+                "ada",
+                Role::Lead,
+                Some(password.into()),
+            )
+            .await
+            .unwrap();
+        for _ in 0..FAILED_SIGN_INS {
+            let wrong = plane.sign_in("ada", "not the password", &meta()).await;
+            assert!(matches!(wrong, Err(ControlError::Unauthorized)));
+        }
+        match plane.sign_in("ada", password, &meta()).await {
+            Err(ControlError::RateLimited {
+                message,
+                retry_after_seconds,
+            }) => {
+                assert!(message.contains("15 minutes"), "{message}");
+                assert!((1..=15 * 60).contains(&retry_after_seconds));
+            }
+            other => panic!("expected a rate limit, got {other:?}"),
+        }
+        // Another name is not affected.
+        plane
+            .add_user(
+                &Actor::system("cli"),
+                &meta(),
+                "bob",
+                Role::Viewer,
+                Some(password.into()),
+            )
+            .await
+            .unwrap();
+        assert!(plane.sign_in("bob", password, &meta()).await.is_ok());
+        let trail = plane.store().audit_page(0, 100).await.unwrap();
+        let throttled: Vec<_> = trail
+            .iter()
+            .filter(|e| e.action == "auth.login_throttled")
+            .collect();
+        assert_eq!(throttled.len(), 1);
+        assert_eq!(
+            (
+                throttled[0].actor_name.as_str(),
+                throttled[0].outcome.as_str()
+            ),
+            ("ada", "denied")
+        );
         t.drop_all().await;
     }
 

@@ -541,7 +541,8 @@ impl ControlPlane {
         key: Option<&str>,
     ) -> Result<Started, ControlError> {
         const ACTION: &str = "rollback.start";
-        self.require(actor, Role::Deployer, ACTION, meta).await?;
+        self.require_on(actor, Role::Deployer, ACTION, Some(env), meta)
+            .await?;
         let config = self.environment(env)?;
         let hash = request_hash(&json!({
             "environment": env,
@@ -588,7 +589,7 @@ impl ControlPlane {
             return self.refuse(actor, meta, ACTION, env, error).await;
         }
         let requirements = &plan.requirements;
-        self.require(actor, requirements.required_role, ACTION, meta)
+        self.require_on(actor, requirements.required_role, ACTION, Some(env), meta)
             .await?;
         if let Some(revision) = &requirements.typed_confirmation
             && ask.confirm_revision.as_deref().map(str::trim) != Some(revision.as_str())
@@ -645,7 +646,8 @@ impl ControlPlane {
         key: Option<&str>,
     ) -> Result<Started, ControlError> {
         const ACTION: &str = "deploy.trigger";
-        self.require(actor, Role::Deployer, ACTION, meta).await?;
+        self.require_on(actor, Role::Deployer, ACTION, Some(env), meta)
+            .await?;
         self.environment(env)?;
         let commit = ask
             .commit

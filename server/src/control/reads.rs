@@ -122,9 +122,16 @@ impl ControlPlane {
                 one_click.idempotency_key = crate::identity::random_id();
             }
         }
+        // Leads see the audit chain's state: one indexed read of the
+        // newest `audit.verify` event.
+        let chain = match actor.role.allows(Role::Lead) {
+            true => Some(self.chain_state().await?),
+            false => None,
+        };
         Ok(Overview {
             viewer: viewer_of(actor),
             environments,
+            chain,
         })
     }
 

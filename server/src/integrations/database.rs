@@ -250,7 +250,16 @@ impl SqlxMigrationDatabase {
 impl MigrationDatabase for SqlxMigrationDatabase {
     #[tracing::instrument(skip_all, fields(backend = self.backend()))]
     async fn versions(&self) -> Result<Vec<String>, DatabaseError> {
-        let mut versions = self.read().await.map_err(|e| self.classify(e))?;
+        let read = self.read().await;
+        crate::metrics::global().upstream(
+            "database",
+            match &read {
+                Ok(_) => "ok",
+                Err(sqlx::Error::PoolTimedOut) => "timeout",
+                Err(_) => "error",
+            },
+        );
+        let mut versions = read.map_err(|e| self.classify(e))?;
         versions.sort();
         Ok(versions)
     }

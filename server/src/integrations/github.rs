@@ -430,9 +430,22 @@ impl OctocrabGithub {
                 body,
             })
         };
-        let reply = tokio::time::timeout(self.timeout, work)
-            .await
-            .map_err(|_| GithubError::Timeout)??;
+        let metrics = crate::metrics::global();
+        let reply = match tokio::time::timeout(self.timeout, work).await {
+            Ok(Ok(reply)) => reply,
+            Ok(Err(error)) => {
+                metrics.upstream("github", "transport");
+                return Err(error);
+            }
+            Err(_) => {
+                metrics.upstream("github", "timeout");
+                return Err(GithubError::Timeout);
+            }
+        };
+        metrics.upstream(
+            "github",
+            crate::metrics::outcome_of_status(reply.status.as_u16()),
+        );
         self.note_rate(&reply.headers);
         Ok(reply)
     }

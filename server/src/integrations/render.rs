@@ -524,7 +524,23 @@ impl RenderClient {
         if let Some(body) = body {
             request = request.json(&body);
         }
-        let response = request.send().await.map_err(|e| self.transport(&e))?;
+        let metrics = crate::metrics::global();
+        let response = match request.send().await {
+            Ok(response) => response,
+            Err(error) => {
+                let outcome = if error.is_timeout() {
+                    "timeout"
+                } else {
+                    "transport"
+                };
+                metrics.upstream("render", outcome);
+                return Err(self.transport(&error));
+            }
+        };
+        metrics.upstream(
+            "render",
+            crate::metrics::outcome_of_status(response.status().as_u16()),
+        );
         if response.status().is_success() {
             Ok(response)
         } else {

@@ -574,7 +574,8 @@ impl Executor {
                 "Render's API key is not set and the deploy hook fallback is off.".into(),
             );
         };
-        match self.inner.http.post(hook.expose()).send().await {
+        let call = self.inner.http.post(hook.expose()).send().await;
+        match crate::metrics::count_http("render_hook", call) {
             Ok(response) if response.status().is_success() => {
                 done("Called the deploy hook (Render does not attribute hook deploys).")
             }
@@ -911,7 +912,8 @@ impl Executor {
         let mut tries = 0;
         loop {
             tries += 1;
-            let answer = match self.inner.http.get(&url).send().await {
+            let call = self.inner.http.get(&url).send().await;
+            let answer = match crate::metrics::count_http("smoke", call) {
                 Ok(response) if response.status().is_success() => {
                     return done(format!(
                         "{} answered {} (try {tries}).",
@@ -974,13 +976,8 @@ impl Executor {
                 "outcome": outcome, "error": why, "requested_by": op.requested_by, "url": link,
             },
         });
-        let response = self
-            .inner
-            .http
-            .post(url.expose())
-            .json(&body)
-            .send()
-            .await
+        let response = self.inner.http.post(url.expose()).json(&body).send().await;
+        let response = crate::metrics::count_http("notify", response)
             .map_err(|_| "the webhook could not be reached".to_owned())?;
         if !response.status().is_success() {
             return Err(format!("the webhook answered {}", response.status()));

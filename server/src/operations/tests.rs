@@ -1022,3 +1022,182 @@ async fn the_outcome_is_posted_to_the_notification_webhook() {
     );
     assert_eq!(bodies[0]["operation"]["id"], started.id.as_str());
 }
+
+/// The leads' review: a break-glass rollback and a refused attempt on
+/// production land in the queue (a refusal on staging does not), a lead
+/// opens the operation from the trail and marks it reviewed once, with a
+/// note that is itself an audit event.
+async fn review_queue_end_to_end(backend: &str) {
+    use app::model::AuditQuery;
+    let s = setup(backend, |t| t).await;
+    let meta = RequestMeta::default();
+    let dana = person("dana", Role::Deployer);
+    let lee = person("lee", Role::Lead);
+    let val = person("val", Role::Viewer);
+    let started = s
+        .control
+        .start_rollback(&dana, &meta, "production", &ask("500s on /login"), None)
+        .await
+        .unwrap();
+    assert_eq!(settled(&s.control, &started.id).await, state::SUCCEEDED);
+    for env in ["production", "staging"] {
+        let refused = s
+            .control
+            .lock_environment(&val, &meta, env, "curious")
+            .await;
+        assert!(matches!(refused, Err(ControlError::Forbidden(_))));
+    }
+
+    let hidden = s
+        .control
+        .audit_view(&dana, &meta, AuditQuery::default())
+        .await;
+    assert!(
+        matches!(hidden, Err(ControlError::Forbidden(_))),
+        "a deployer does not see the trail or its queue"
+    );
+    let view = s
+        .control
+        .audit_view(&lee, &meta, AuditQuery::default())
+        .await
+        .unwrap();
+    let op_item = format!("op:{}", started.id);
+    let items: Vec<_> = view
+        .queue
+        .iter()
+        .map(|i| (i.item.as_str(), i.why.as_str(), i.environment.as_deref()))
+        .collect();
+    assert_eq!(items.len(), 2, "{items:?}");
+    assert!(items.contains(&(op_item.as_str(), "break_glass", Some("production"))));
+    let refusal = view.queue.iter().find(|i| i.why == "refused").unwrap();
+    assert_eq!(refusal.environment.as_deref(), Some("production"));
+    assert_eq!(refusal.actor, "val");
+    assert!(
+        view.chain.checked_at.is_none(),
+        "never verified in this store"
+    );
+
+    // The trail filtered to the rollback's start, by who and what.
+    let only = AuditQuery {
+        actor: Some("dana".into()),
+        action: Some("rollback.start".into()),
+        ..AuditQuery::default()
+    };
+    let filtered = s.control.audit_view(&lee, &meta, only).await.unwrap();
+    assert_eq!(filtered.events.len(), 1);
+    let start = &filtered.events[0];
+    assert_eq!(start.target.as_deref(), Some(started.id.as_str()));
+
+    // Keyset pages: three at a time, newest first, no repeats, no holes.
+    let mut seen = Vec::new();
+    let mut cursor = None;
+    loop {
+        let page = AuditQuery {
+            before: cursor,
+            ..AuditQuery::default()
+        };
+        let (events, next) = s.control.audit_list(&lee, &meta, page, 3).await.unwrap();
+        assert!(events.len() <= 3);
+        seen.extend(events.iter().map(|e| e.seq));
+        match next {
+            Some(next) => cursor = Some(next),
+            None => break,
+        }
+    }
+    let head = s.store.store.audit_head_seq().await.unwrap();
+    assert_eq!(seen, (1..=head).rev().collect::<Vec<_>>());
+
+    // The detail view has the whole operation and every event about it.
+    let detail = s
+        .control
+        .audit_detail(&lee, &meta, start.seq)
+        .await
+        .unwrap();
+    let op = detail.operation.expect("the event's operation");
+    assert_eq!(op.steps.len(), 5);
+    assert!(op.break_glass);
+    assert_eq!(
+        detail.related.first().map(|e| e.action.as_str()),
+        Some("rollback.start")
+    );
+    assert_eq!(
+        detail.related.last().map(|e| e.action.as_str()),
+        Some("rollback.finish")
+    );
+    assert_eq!(detail.review_item.as_deref(), Some(op_item.as_str()));
+    assert_eq!(detail.reviewed, None);
+
+    // Marking: a note is required, a deployer may not, a lead may, once.
+    let blank = s.control.mark_reviewed(&lee, &meta, &op_item, "  ").await;
+    assert!(matches!(blank, Err(ControlError::Invalid(_))));
+    let deployer = s
+        .control
+        .mark_reviewed(&dana, &meta, &op_item, "fine")
+        .await;
+    assert!(matches!(deployer, Err(ControlError::Forbidden(_))));
+    let unknown = s
+        .control
+        .mark_reviewed(&lee, &meta, "op:nope", "fine")
+        .await;
+    assert!(matches!(unknown, Err(ControlError::NotFound(_))));
+    let note = "Login outage, rollback was right; Render confirms";
+    let mark = s
+        .control
+        .mark_reviewed(&lee, &meta, &op_item, note)
+        .await
+        .unwrap();
+    assert_eq!(
+        (mark.reviewed_by.as_str(), mark.note.as_str()),
+        ("lee", note)
+    );
+    let again = s
+        .control
+        .mark_reviewed(&lee, &meta, &op_item, "twice")
+        .await;
+    match again {
+        Err(ControlError::Conflict(message)) => assert!(message.contains("lee"), "{message}"),
+        other => panic!("expected a conflict, got {other:?}"),
+    }
+    let review_event = s.store.store.audit_event(mark.seq).await.unwrap().unwrap();
+    assert_eq!(
+        (review_event.action.as_str(), review_event.outcome.as_str()),
+        ("audit.review", "succeeded")
+    );
+    assert_eq!(review_event.target.as_deref(), Some(op_item.as_str()));
+    assert!(review_event.params.contains(note));
+
+    let after = s
+        .control
+        .audit_view(&lee, &meta, AuditQuery::default())
+        .await
+        .unwrap();
+    assert_eq!(after.queue.len(), 1, "only the refusal is left");
+    let detail = s
+        .control
+        .audit_detail(&lee, &meta, start.seq)
+        .await
+        .unwrap();
+    assert_eq!(detail.reviewed.map(|m| m.note), Some(note.to_owned()));
+
+    // Verification is recorded and shown.
+    s.control.verify_audit_as(&lee, &meta).await.unwrap();
+    let chain = s
+        .control
+        .audit_view(&lee, &meta, AuditQuery::default())
+        .await
+        .unwrap()
+        .chain;
+    assert!(chain.intact);
+    assert_eq!(chain.checked_by.as_deref(), Some("lee"));
+    assert!(chain.count.unwrap() > 20);
+}
+
+#[tokio::test]
+async fn the_review_queue_end_to_end_on_sqlite() {
+    review_queue_end_to_end("sqlite").await;
+}
+
+#[tokio::test]
+async fn the_review_queue_end_to_end_on_postgres() {
+    review_queue_end_to_end("postgres").await;
+}

@@ -21,6 +21,7 @@ macro_rules! dispatch {
 pub mod locks;
 pub mod operations;
 mod queries;
+pub mod reviews;
 mod sessions;
 pub mod sync;
 pub mod tokens;
@@ -199,7 +200,21 @@ impl Store {
         before: Option<i64>,
         limit: i64,
     ) -> Result<Vec<AuditEvent>, StoreError> {
-        dispatch!(self, audit_keyset(filter, before.unwrap_or(i64::MAX), true, limit))
+        dispatch!(
+            self,
+            audit_keyset(filter, before.unwrap_or(i64::MAX), true, limit)
+        )
+    }
+
+    /// When `name`'s newest failed sign-ins since `since` happened (at most
+    /// `limit`, newest first).
+    pub async fn recent_failed_sign_ins(
+        &self,
+        name: &str,
+        since: &str,
+        limit: i64,
+    ) -> Result<Vec<String>, StoreError> {
+        dispatch!(self, recent_failed_sign_ins(name, since, limit))
     }
 
     /// The last sequence number handed out.

@@ -90,7 +90,7 @@ pub struct StepOutcome {
     pub detail: Option<String>,
 }
 
-const OPERATION_COLUMNS: &str = "id, environment, kind, state, active, request, plan, requested_by, \
+pub(crate) const OPERATION_COLUMNS: &str = "id, environment, kind, state, active, request, plan, requested_by, \
      requested_role, break_glass, idempotency_key, request_hash, approved_by, runner, lease_until, \
      created_at, updated_at, finished_at, error";
 const STEP_COLUMNS: &str = "operation_id, position, name, title, state, started_at, finished_at, \
@@ -222,6 +222,14 @@ macro_rules! operation_queries {
                 Ok(sqlx::query_as::<_, OperationRow>(&format!(
                     "SELECT {OPERATION_COLUMNS} FROM operations WHERE active = 1 ORDER BY created_at"
                 ))
+                .fetch_all(pool)
+                .await?)
+            }
+
+            pub async fn counts(pool: &P) -> Result<Vec<(String, String, i64)>, StoreError> {
+                Ok(sqlx::query_as::<_, (String, String, i64)>(
+                    "SELECT kind, state, COUNT(*) FROM operations GROUP BY kind, state ORDER BY kind, state",
+                )
                 .fetch_all(pool)
                 .await?)
             }
@@ -449,6 +457,11 @@ impl Store {
     /// Every active operation, oldest first.
     pub async fn active_operations(&self) -> Result<Vec<OperationRow>, StoreError> {
         dispatch!(self, operations => active())
+    }
+
+    /// How many operations there are of each kind in each state.
+    pub async fn operation_counts(&self) -> Result<Vec<(String, String, i64)>, StoreError> {
+        dispatch!(self, operations => counts())
     }
 
     /// The environment's newest operations.

@@ -201,6 +201,24 @@ macro_rules! backend_queries {
                 Ok(query.bind(limit).fetch_all(pool).await?)
             }
 
+            /// The times of `name`'s newest failed sign-ins since `since`.
+            pub async fn recent_failed_sign_ins(
+                pool: &Pool,
+                name: &str,
+                since: &str,
+                limit: i64,
+            ) -> Result<Vec<String>, StoreError> {
+                Ok(sqlx::query_scalar::<_, String>(
+                    "SELECT at FROM audit_events WHERE actor_name = $1 AND action = 'auth.login_failed' \
+                     AND at >= $2 ORDER BY seq DESC LIMIT $3",
+                )
+                .bind(name)
+                .bind(since)
+                .bind(limit)
+                .fetch_all(pool)
+                .await?)
+            }
+
             pub async fn audit_head_seq(pool: &Pool) -> Result<i64, StoreError> {
                 let row = sqlx::query("SELECT seq FROM audit_head WHERE id = 1")
                     .fetch_one(pool)

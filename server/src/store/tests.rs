@@ -403,7 +403,7 @@ mod audit_filter {
             let at = all[2].at.clone();
             let since = Filter { since: Some(at.clone()), ..filter.clone() };
             assert_eq!(t.store.audit_filtered(&since, 0, 100).await.unwrap().len(), 3);
-            let until = Filter { until: Some(at), ..filter };
+            let until = Filter { until: Some(at), ..filter.clone() };
             assert_eq!(t.store.audit_filtered(&until, 0, 100).await.unwrap().len(), 2);
             // Newest first, a page at a time, for the review screen.
             let newest = t.store.audit_newest(&filter, None, 2).await.unwrap();

@@ -64,6 +64,29 @@ macro_rules! token_queries {
                 .await?)
             }
 
+            pub async fn list(pool: &P) -> Result<Vec<(TokenRow, String)>, StoreError> {
+                use sqlx::Row;
+                let rows = sqlx::query(
+                    "SELECT t.id, t.user_id, t.label, t.created_at, t.created_by, t.revoked_at, u.name \
+                     FROM api_tokens t JOIN users u ON u.id = t.user_id ORDER BY t.created_at DESC, t.id",
+                )
+                .fetch_all(pool)
+                .await?;
+                let mut tokens = Vec::with_capacity(rows.len());
+                for row in rows {
+                    let token = TokenRow {
+                        id: row.try_get("id")?,
+                        user_id: row.try_get("user_id")?,
+                        label: row.try_get("label")?,
+                        created_at: row.try_get("created_at")?,
+                        created_by: row.try_get("created_by")?,
+                        revoked_at: row.try_get("revoked_at")?,
+                    };
+                    tokens.push((token, row.try_get("name")?));
+                }
+                Ok(tokens)
+            }
+
             pub async fn revoke(pool: &P, id: &str, event: &NewEvent) -> Result<(), StoreError> {
                 let mut tx = pool.begin().await?;
                 append_in(&mut tx, event).await?;
@@ -105,6 +128,11 @@ impl Store {
     /// The token whose SHA-256 is `hash`, revoked or not.
     pub async fn token_by_hash(&self, hash: &str) -> Result<Option<TokenRow>, StoreError> {
         dispatch!(self, tokens => by_hash(hash))
+    }
+
+    /// Every token, newest first, with its user's name.
+    pub async fn list_tokens(&self) -> Result<Vec<(TokenRow, String)>, StoreError> {
+        dispatch!(self, tokens => list())
     }
 
     /// Revokes a live token; [`StoreError::NotFound`] when there is none.

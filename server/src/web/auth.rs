@@ -49,11 +49,46 @@ pub(crate) async fn login(
         Err(ControlError::Unauthorized) => {
             Redirect::to(&format!("/login?error=1&next={}", encode_component(next))).into_response()
         }
+        Err(ControlError::RateLimited {
+            message,
+            retry_after_seconds,
+        }) => throttled(&message, retry_after_seconds),
         Err(error) => {
             tracing::error!(%error, "sign-in failed");
             StatusCode::INTERNAL_SERVER_ERROR.into_response()
         }
     }
+}
+
+/// 429 with `Retry-After` and a page that says so (a plain form post gets
+/// HTML back, not a redirect, so the status reaches the browser).
+fn throttled(message: &str, retry_after_seconds: u64) -> Response {
+    let page = format!(
+        "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Too many attempts · Flightdeck</title>\
+         <link rel=\"stylesheet\" href=\"/pkg/flightdeck.css\"></head><body><main><section class=\"panel error\" role=\"alert\">\
+         <h1>Too many attempts</h1><p id=\"error-message\">{}</p><p><a href=\"/login\">Back to sign-in</a></p>\
+         </section></main></body></html>",
+        html_escape(message)
+    );
+    (
+        StatusCode::TOO_MANY_REQUESTS,
+        [
+            (http::header::RETRY_AFTER, retry_after_seconds.to_string()),
+            (
+                http::header::CONTENT_TYPE,
+                "text/html; charset=utf-8".to_owned(),
+            ),
+        ],
+        page,
+    )
+        .into_response()
+}
+
+fn html_escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
 }
 
 /// `POST /auth/logout`: audits and ends the session.

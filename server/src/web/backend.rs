@@ -6,8 +6,8 @@ use crate::identity::Actor;
 use app::api::backend::PanelBackend;
 use app::error::AppError;
 use app::model::{
-    AdminView, EnvironmentPage, MigrationsView, OperationView, Overview, ReleaseView, RollbackView,
-    RunView,
+    AdminView, AuditDetail, AuditQuery, AuditView, EnvironmentPage, MigrationsView, NewToken,
+    OperationView, Overview, ReleaseView, RollbackView, RunView,
 };
 use http::request::Parts;
 
@@ -44,6 +44,7 @@ fn app_error(error: ControlError, caller: &Caller) -> AppError {
         ControlError::NotFound(m) => AppError::NotFound(m),
         ControlError::Conflict(m) => AppError::Conflict(m),
         ControlError::Invalid(m) => AppError::Invalid(m),
+        ControlError::RateLimited { message, .. } => AppError::RateLimited(message),
         ControlError::Store(error) => {
             let request = caller.meta.request_id.clone().unwrap_or_default();
             tracing::error!(%error, %request, "store failure in a server function");
@@ -170,6 +171,49 @@ impl PanelBackend for WebBackend {
         let (actor, caller) = self.signed_in(request).await?;
         self.control
             .operation_view(&actor, &caller.meta, &id)
+            .await
+            .map_err(|e| app_error(e, &caller))
+    }
+
+    async fn audit(&self, request: &Parts, query: AuditQuery) -> Result<AuditView, AppError> {
+        let (actor, caller) = self.signed_in(request).await?;
+        self.control
+            .audit_view(&actor, &caller.meta, query)
+            .await
+            .map_err(|e| app_error(e, &caller))
+    }
+
+    async fn audit_event(&self, request: &Parts, seq: i64) -> Result<AuditDetail, AppError> {
+        let (actor, caller) = self.signed_in(request).await?;
+        self.control
+            .audit_detail(&actor, &caller.meta, seq)
+            .await
+            .map_err(|e| app_error(e, &caller))
+    }
+
+    async fn create_token(
+        &self,
+        request: &Parts,
+        user: String,
+        label: String,
+    ) -> Result<NewToken, AppError> {
+        let (actor, caller) = self.signed_in(request).await?;
+        let (row, token) = self
+            .control
+            .create_token(&actor, &caller.meta, &user, &label)
+            .await
+            .map_err(|e| app_error(e, &caller))?;
+        Ok(NewToken {
+            id: row.id,
+            user,
+            token,
+        })
+    }
+
+    async fn revoke_token(&self, request: &Parts, id: String) -> Result<(), AppError> {
+        let (actor, caller) = self.signed_in(request).await?;
+        self.control
+            .revoke_token(&actor, &caller.meta, &id)
             .await
             .map_err(|e| app_error(e, &caller))
     }

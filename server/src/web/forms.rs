@@ -23,6 +23,8 @@ pub(crate) fn router() -> axum::Router<AppState> {
         .route("/operations/{id}/resolve", post(resolve))
         .route("/runs/{id}/rerun", post(rerun))
         .route("/runs/{id}/cancel", post(cancel))
+        .route("/audit/review", post(review))
+        .route("/audit/verify", post(verify))
 }
 
 /// A checkbox: present ("on") when ticked.
@@ -69,6 +71,16 @@ pub(crate) struct NoteForm {
     note: String,
     /// For resolve: `succeeded` or `failed`.
     outcome: Option<String>,
+}
+
+#[derive(Deserialize)]
+pub(crate) struct ReviewForm {
+    #[serde(default)]
+    item: String,
+    #[serde(default)]
+    note: String,
+    /// The audit event the form was on: the detail page to go back to.
+    seq: Option<i64>,
 }
 
 /// The signed-in actor, or the sign-in page.
@@ -280,5 +292,39 @@ async fn run_action(state: AppState, caller: Caller, id: u64, action: RunAction)
     {
         Ok(()) => Redirect::to(&page).into_response(),
         Err(error) => refused(&page, error),
+    }
+}
+
+async fn review(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Form(form): Form<ReviewForm>,
+) -> Response {
+    let actor = match actor(&state, &caller, "/actions/audit/review").await {
+        Ok(actor) => actor,
+        Err(response) => return response,
+    };
+    let page = match form.seq {
+        Some(seq) => format!("/audit/{seq}"),
+        None => "/audit".to_owned(),
+    };
+    match state
+        .control
+        .mark_reviewed(&actor, &caller.meta, &form.item, &form.note)
+        .await
+    {
+        Ok(_) => Redirect::to(&page).into_response(),
+        Err(error) => refused(&page, error),
+    }
+}
+
+async fn verify(State(state): State<AppState>, Extension(caller): Extension<Caller>) -> Response {
+    let actor = match actor(&state, &caller, "/actions/audit/verify").await {
+        Ok(actor) => actor,
+        Err(response) => return response,
+    };
+    match state.control.verify_audit_as(&actor, &caller.meta).await {
+        Ok(_) => Redirect::to("/audit").into_response(),
+        Err(error) => refused("/audit", error),
     }
 }

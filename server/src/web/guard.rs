@@ -61,6 +61,7 @@ pub(crate) async fn pages_need_sign_in(request: Request, next: Next) -> Response
     let public = path == "/login"
         || path == "/healthz"
         || path == "/readyz"
+        || path == "/metrics"
         || path == "/events"
         || path == "/favicon.ico"
         || path == "/robots.txt"

@@ -161,6 +161,7 @@ pub fn router(state: AppState) -> Router {
         .route("/webhooks/render", post(webhooks::render))
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
+        .route("/metrics", get(ops::metrics))
         .route("/events", get(events::events))
         .nest("/api/v1", rest::router())
         .nest("/actions", forms::router())
@@ -189,6 +190,7 @@ pub fn router(state: AppState) -> Router {
             header::X_CONTENT_TYPE_OPTIONS,
             HeaderValue::from_static("nosniff"),
         ))
+        .layer(axum::middleware::from_fn(ops::count_requests))
         .with_state(state)
 }
 

@@ -60,16 +60,22 @@ impl Panel {
         let t = TestStore::new("sqlite").await;
         let config = Config::from_toml(CONFIG).unwrap();
         let control = ControlPlane::new(t.store.clone(), Arc::new(config));
-        control
-            .add_user(
-                &Actor::system("test"),
-                &RequestMeta::default(),
-                "vera",
-                Role::Viewer,
-                Some(PASSWORD.into()),
-            )
-            .await
-            .unwrap();
+        for (name, role) in [
+            ("vera", Role::Viewer),
+            ("lee", Role::Lead),
+            ("ada", Role::Admin),
+        ] {
+            control
+                .add_user(
+                    &Actor::system("test"),
+                    &RequestMeta::default(),
+                    name,
+                    role,
+                    Some(PASSWORD.into()),
+                )
+                .await
+                .unwrap();
+        }
         fill(&control).await;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -94,8 +100,13 @@ impl Panel {
         }
     }
 
-    /// Signs in and returns the session cookie.
+    /// Signs the viewer in and returns the session cookie.
     async fn sign_in(&self) -> String {
+        self.sign_in_as("vera").await
+    }
+
+    /// Signs `name` in and returns the session cookie.
+    async fn sign_in_as(&self, name: &str) -> String {
         let reply = self
             .client
             .post(format!("{}/auth/login", self.base))
@@ -103,7 +114,7 @@ impl Panel {
             .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
             .body(
                 url::form_urlencoded::Serializer::new(String::new())
-                    .extend_pairs([("name", "vera"), ("password", PASSWORD), ("next", "/")])
+                    .extend_pairs([("name", name), ("password", PASSWORD), ("next", "/")])
                     .finish(),
             )
             .send()
@@ -613,5 +624,376 @@ async fn a_signed_in_browser_receives_changes_as_server_sent_events_and_anonymou
         "event: change\ndata: {\"environment\":\"production\",\"what\":\"deploys\"}\n\n"
     );
     drop(stream);
+    panel.stop().await;
+}
+
+/// Posts a same-origin form with the session cookie.
+async fn post_form(
+    panel: &Panel,
+    path: &str,
+    cookie: &str,
+    pairs: &[(&str, &str)],
+) -> reqwest::Response {
+    panel
+        .client
+        .post(format!("{}{path}", panel.base))
+        .header(header::ORIGIN, &panel.base)
+        .header(header::COOKIE, cookie)
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .body(
+            url::form_urlencoded::Serializer::new(String::new())
+                .extend_pairs(pairs)
+                .finish(),
+        )
+        .send()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn the_audit_page_filters_by_url_pages_by_keyset_opens_an_event_and_marks_a_refusal_reviewed()
+{
+    let panel = Panel::start().await;
+    let viewer = panel.sign_in().await;
+    let lead = panel.sign_in_as("lee").await;
+    // A viewer's refused lock on production: a queue item.
+    let refused = panel
+        .client
+        .put(format!(
+            "{}/api/v1/environments/production/lock",
+            panel.base
+        ))
+        .header(header::ORIGIN, &panel.base)
+        .header(header::COOKIE, &viewer)
+        .json(&serde_json::json!({ "reason": "curious" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), StatusCode::FORBIDDEN);
+
+    // Only leads see the trail; the nav shows them the way.
+    let (status, html) = panel.page("/audit", &viewer).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{html}");
+    assert!(!html.contains("review-queue"));
+    let (status, html) = panel.page("/audit", &lead).await;
+    assert_eq!(status, StatusCode::OK, "{html}");
+    assert!(html.contains("id=\"nav-audit\""));
+    assert!(html.contains("Needs review (1)"), "{html}");
+    assert!(html.contains("environment.lock refused"), "{html}");
+    assert!(html.contains("never verified yet"));
+
+    // Filters live in the URL and narrow the rows.
+    let (status, html) = panel
+        .page(
+            "/audit?actor=vera&action=environment.lock&outcome=denied&since=2020-01-01",
+            &lead,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        html.matches("data-action=\"environment.lock\"").count(),
+        1,
+        "{html}"
+    );
+    assert!(!html.contains("data-action=\"auth.login\""));
+    assert!(html.contains("/api/v1/audit/export?actor=vera&amp;action=environment.lock&amp;outcome=denied&amp;since=2020-01-01&amp;format=csv"), "{html}");
+    let (status, html) = panel.page("/audit?since=yesterday", &lead).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(html.contains("since"), "{html}");
+
+    // The REST list pages by cursor; a page of two and the next.
+    let page: Value = panel
+        .get("/api/v1/audit?limit=2", Some(&lead))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let first: Vec<i64> = page["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["seq"].as_i64().unwrap())
+        .collect();
+    assert_eq!(first.len(), 2);
+    assert!(first[0] > first[1], "newest first");
+    let cursor = page["next_cursor"].as_i64().unwrap();
+    let next: Value = panel
+        .get(
+            &format!("/api/v1/audit?limit=2&cursor={cursor}"),
+            Some(&lead),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(next["events"][0]["seq"].as_i64().unwrap(), first[1] - 1);
+    let bad = panel.get("/api/v1/audit?limit=0", Some(&lead)).await;
+    assert_eq!(bad.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let denied = panel.get("/api/v1/audit", Some(&viewer)).await;
+    assert_eq!(denied.status(), StatusCode::FORBIDDEN);
+
+    // The refusal's detail, then "mark reviewed" as a plain form.
+    let refusal: Value = panel
+        .get(
+            "/api/v1/audit?action=environment.lock&outcome=denied",
+            Some(&lead),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let seq = refusal["events"][0]["seq"].as_i64().unwrap();
+    let (status, html) = panel.page(&format!("/audit/{seq}"), &lead).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(html.contains("id=\"mark-reviewed\""), "{html}");
+    assert!(
+        html.contains("environment.lock needs the deployer role"),
+        "{html}"
+    );
+    let item = format!("event:{seq}");
+    let blank = post_form(
+        &panel,
+        "/actions/audit/review",
+        &lead,
+        &[("item", &item), ("note", ""), ("seq", &seq.to_string())],
+    )
+    .await;
+    assert_eq!(blank.status(), StatusCode::SEE_OTHER);
+    assert!(
+        blank.headers()[header::LOCATION]
+            .to_str()
+            .unwrap()
+            .contains("error=")
+    );
+    let done = post_form(
+        &panel,
+        "/actions/audit/review",
+        &lead,
+        &[
+            ("item", &item),
+            ("note", "vera asked first; fine"),
+            ("seq", &seq.to_string()),
+        ],
+    )
+    .await;
+    assert_eq!(done.status(), StatusCode::SEE_OTHER);
+    assert_eq!(
+        done.headers()[header::LOCATION],
+        format!("/audit/{seq}").as_str()
+    );
+    let (_, html) = panel.page(&format!("/audit/{seq}"), &lead).await;
+    assert!(html.contains("vera asked first; fine"), "{html}");
+    assert!(!html.contains("id=\"mark-reviewed\""));
+    let (_, html) = panel.page("/audit", &lead).await;
+    assert!(html.contains("Nothing waiting"), "{html}");
+    // Twice through the API is a conflict in the API's shape.
+    let twice = panel
+        .client
+        .post(format!("{}/api/v1/audit/reviews", panel.base))
+        .header(header::ORIGIN, &panel.base)
+        .header(header::COOKIE, &lead)
+        .json(&serde_json::json!({ "item": item, "note": "again" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(twice.status(), StatusCode::CONFLICT);
+    let body: Value = twice.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "conflict");
+    assert!(body["error"]["message"].as_str().unwrap().contains("lee"));
+
+    // "Verify now" records the check; the overview shows leads the state.
+    let verified = post_form(&panel, "/actions/audit/verify", &lead, &[]).await;
+    assert_eq!(verified.status(), StatusCode::SEE_OTHER);
+    let (_, overview) = panel.page("/", &lead).await;
+    assert!(
+        overview.contains("id=\"chain\" data-intact=\"true\""),
+        "{overview}"
+    );
+    let (_, overview) = panel.page("/", &viewer).await;
+    assert!(!overview.contains("id=\"chain\""));
+    panel.stop().await;
+}
+
+#[tokio::test]
+async fn rest_errors_all_have_the_json_shape_even_before_a_handler_runs() {
+    let panel = Panel::start().await;
+    let lead = panel.sign_in_as("lee").await;
+    let send = |method: reqwest::Method, path: &str, body: Option<&str>| {
+        let mut request = panel
+            .client
+            .request(method, format!("{}{path}", panel.base))
+            .header(header::ORIGIN, &panel.base)
+            .header(header::COOKIE, &lead);
+        if let Some(body) = body {
+            request = request
+                .header(header::CONTENT_TYPE, "application/json")
+                .body(body.to_owned());
+        }
+        request.send()
+    };
+    let cases = [
+        (
+            send(
+                reqwest::Method::POST,
+                "/api/v1/audit/reviews",
+                Some("{not json"),
+            )
+            .await,
+            400,
+            "bad_request",
+        ),
+        (
+            send(
+                reqwest::Method::POST,
+                "/api/v1/audit/reviews",
+                Some("{\"note\": 1}"),
+            )
+            .await,
+            422,
+            "invalid",
+        ),
+        (
+            send(
+                reqwest::Method::GET,
+                "/api/v1/runs/not-a-number/rerun",
+                None,
+            )
+            .await,
+            405,
+            "method_not_allowed",
+        ),
+        (
+            send(
+                reqwest::Method::POST,
+                "/api/v1/runs/not-a-number/rerun",
+                None,
+            )
+            .await,
+            400,
+            "bad_request",
+        ),
+        (
+            send(reqwest::Method::GET, "/api/v1/audit?cursor=abc", None).await,
+            400,
+            "bad_request",
+        ),
+        (
+            send(reqwest::Method::GET, "/api/v1/nothing/here", None).await,
+            404,
+            "not_found",
+        ),
+    ];
+    for (reply, status, code) in cases {
+        let reply = reply.unwrap();
+        let url = reply.url().to_string();
+        assert_eq!(reply.status().as_u16(), status, "{url}");
+        let body: Value = reply
+            .json()
+            .await
+            .unwrap_or_else(|e| panic!("{url}: not JSON: {e}"));
+        assert_eq!(body["error"]["code"], code, "{url}: {body}");
+        assert!(
+            !body["error"]["message"].as_str().unwrap().is_empty(),
+            "{url}"
+        );
+    }
+    panel.stop().await;
+}
+
+#[tokio::test]
+async fn metrics_count_requests_by_route_pattern_and_report_operations_and_sync_lag() {
+    let panel = Panel::start().await;
+    let cookie = panel.sign_in().await;
+    for _ in 0..3 {
+        assert_eq!(
+            panel.get("/env/production", Some(&cookie)).await.status(),
+            StatusCode::OK
+        );
+    }
+    assert_eq!(
+        panel
+            .get("/api/v1/environments/nowhere/releases", Some(&cookie))
+            .await
+            .status(),
+        StatusCode::NOT_FOUND
+    );
+    let reply = panel.get("/metrics", None).await;
+    assert_eq!(reply.status(), StatusCode::OK);
+    assert!(
+        reply.headers()[header::CONTENT_TYPE]
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain")
+    );
+    let text = reply.text().await.unwrap();
+    // Counters are per process and tests share it: at least what we sent.
+    let count = |needle: &str| -> u64 {
+        text.lines()
+            .find(|l| l.starts_with(needle))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0)
+    };
+    assert!(
+        count("flightdeck_http_requests_total{route=\"/env/{env}\",method=\"GET\",status=\"200\"}")
+            >= 3,
+        "{text}"
+    );
+    assert!(
+        count(
+            "flightdeck_http_requests_total{route=\"/api/v1/environments/{env}/releases\",method=\"GET\",status=\"404\"}"
+        ) >= 1,
+        "{text}"
+    );
+    assert!(!text.contains("nowhere"), "raw paths never become labels");
+    // `fill` recorded a sync of production's GitHub runs a moment ago.
+    let lag = text
+        .lines()
+        .find(|l| l.starts_with("flightdeck_sync_lag_seconds{environment=\"production\""))
+        .unwrap_or_else(|| panic!("{text}"));
+    let seconds: f64 = lag.rsplit(' ').next().unwrap().parse().unwrap();
+    assert!(seconds >= 0.0);
+    assert!(text.contains("# TYPE flightdeck_operations gauge"));
+    panel.stop().await;
+}
+
+#[tokio::test]
+async fn repeated_failed_sign_ins_get_429_with_retry_after_and_the_right_password_waits_too() {
+    let panel = Panel::start().await;
+    let attempt = |password: &'static str| {
+        panel
+            .client
+            .post(format!("{}/auth/login", panel.base))
+            .header(header::ORIGIN, &panel.base)
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .body(format!("name=vera&password={}", password.replace(' ', "+")))
+            .send()
+    };
+    for _ in 0..crate::control::FAILED_SIGN_INS {
+        let reply = attempt("not the password").await.unwrap();
+        assert_eq!(reply.status(), StatusCode::SEE_OTHER);
+        assert!(
+            reply.headers()[header::LOCATION]
+                .to_str()
+                .unwrap()
+                .contains("error=1")
+        );
+    }
+    let reply = attempt(PASSWORD).await.unwrap();
+    assert_eq!(reply.status(), StatusCode::TOO_MANY_REQUESTS);
+    let wait: u64 = reply.headers()[header::RETRY_AFTER]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=900).contains(&wait));
+    assert!(
+        reply.headers().get(header::SET_COOKIE).is_none(),
+        "no session"
+    );
+    let html = reply.text().await.unwrap();
+    assert!(html.contains("Too many failed sign-ins"), "{html}");
+    // Another account signs in as usual.
+    panel.sign_in_as("lee").await;
     panel.stop().await;
 }

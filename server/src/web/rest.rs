@@ -39,9 +39,69 @@ pub(crate) fn router() -> Router<AppState> {
         .route("/operations/{id}/resolve", axum::routing::post(resolve))
         .route("/runs/{id}/rerun", axum::routing::post(rerun))
         .route("/runs/{id}/cancel", axum::routing::post(cancel))
+        .route("/audit", get(audit_list))
+        .route("/audit/reviews", axum::routing::post(audit_review))
         .route("/audit/export", get(audit_export))
         .route("/audit/verify", get(audit_verify))
         .fallback(not_found)
+        .layer(axum::middleware::map_response(json_errors))
+}
+
+/// Gives every error the API's shape, including the ones axum writes as
+/// plain text before a handler runs (a body that is not JSON, a path or
+/// query that does not parse, a method the route does not have).
+async fn json_errors(response: Response) -> Response {
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        return response;
+    }
+    let (parts, body) = response.into_parts();
+    // axum's rejections are one short sentence; anything longer is cut.
+    let text = axum::body::to_bytes(body, 4096)
+        .await
+        .map(|b| String::from_utf8_lossy(&b).trim().to_owned())
+        .unwrap_or_default();
+    let message = if text.is_empty() || status.is_server_error() {
+        status.canonical_reason().unwrap_or("error").to_owned()
+    } else {
+        text
+    };
+    let mut fixed = error_response(status, status_code(status), &message);
+    // Keep what the client needs to act on (Allow, Retry-After, …).
+    for name in [
+        http::header::ALLOW,
+        http::header::RETRY_AFTER,
+        http::header::WWW_AUTHENTICATE,
+    ] {
+        if let Some(value) = parts.headers.get(&name) {
+            fixed.headers_mut().insert(name, value.clone());
+        }
+    }
+    fixed
+}
+
+/// The error code that goes with a status.
+fn status_code(status: StatusCode) -> &'static str {
+    match status.as_u16() {
+        400 => "bad_request",
+        401 => "unauthorized",
+        403 => "forbidden",
+        404 => "not_found",
+        405 => "method_not_allowed",
+        409 => "conflict",
+        413 => "payload_too_large",
+        415 => "unsupported_media_type",
+        422 => "invalid",
+        423 => "locked",
+        429 => "rate_limited",
+        500..=599 => "internal",
+        _ => "error",
+    }
 }
 
 /// An error in the API's shape.
@@ -70,6 +130,20 @@ impl IntoResponse for ApiError {
             ControlError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             ControlError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
             ControlError::Invalid(_) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid"),
+            ControlError::RateLimited {
+                retry_after_seconds,
+                ..
+            } => {
+                let mut response = error_response(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "rate_limited",
+                    &self.0.to_string(),
+                );
+                response
+                    .headers_mut()
+                    .insert(http::header::RETRY_AFTER, (*retry_after_seconds).into());
+                return response;
+            }
             ControlError::Store(error) => {
                 tracing::error!(%error, "store failure");
                 return error_response(
@@ -553,4 +627,68 @@ async fn audit_verify(
         }),
     })
     .into_response())
+}
+
+/// The filters one by one: `#[serde(flatten)]` would hand the numbers to
+/// serde as text, which a query string cannot then parse.
+#[derive(serde::Deserialize)]
+struct AuditListQuery {
+    actor: Option<String>,
+    action: Option<String>,
+    environment: Option<String>,
+    outcome: Option<String>,
+    target: Option<String>,
+    since: Option<String>,
+    until: Option<String>,
+    /// The previous page's `next_cursor`.
+    cursor: Option<i64>,
+    limit: Option<i64>,
+}
+
+/// `GET /audit?actor=&action=&environment=&outcome=&target=&since=&until=&cursor=&limit=`:
+/// one page of the trail, newest first, and `next_cursor` for the next
+/// (keyset: a cursor is a sequence number, never an offset). Leads and up.
+async fn audit_list(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Query(query): Query<AuditListQuery>,
+) -> Result<Response, ApiError> {
+    let actor = actor(&state, &caller, "/api/v1/audit").await?;
+    let ask = app::model::AuditQuery {
+        actor: query.actor,
+        action: query.action,
+        environment: query.environment,
+        outcome: query.outcome,
+        target: query.target,
+        since: query.since,
+        until: query.until,
+        before: query.cursor,
+    };
+    let (events, next) = state
+        .control
+        .audit_list(&actor, &caller.meta, ask, query.limit.unwrap_or(50))
+        .await?;
+    Ok(Json(json!({ "events": events, "next_cursor": next })).into_response())
+}
+
+#[derive(serde::Deserialize)]
+struct ReviewBody {
+    item: String,
+    #[serde(default)]
+    note: String,
+}
+
+/// `POST /audit/reviews {"item": "op:…"|"event:<seq>", "note"}`: marks a
+/// review-queue item reviewed (leads and up); 409 when it already is.
+async fn audit_review(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Json(body): Json<ReviewBody>,
+) -> Result<Response, ApiError> {
+    let actor = actor(&state, &caller, "/api/v1/audit/reviews").await?;
+    let mark = state
+        .control
+        .mark_reviewed(&actor, &caller.meta, &body.item, &body.note)
+        .await?;
+    Ok((StatusCode::CREATED, Json(mark)).into_response())
 }
