@@ -314,12 +314,14 @@ fn read_password_from_stdin() -> Result<Option<String>, CliError> {
 /// overview's chain state for leads is never older than this.
 const CHAIN_CHECK_EVERY: std::time::Duration = std::time::Duration::from_secs(6 * 3600);
 
-/// Verifies the chain now and then every `period`, as the system actor;
-/// each outcome is an `audit.verify` event, which the overview shows.
+/// Verifies the chain every `period`, as the system actor; each outcome is
+/// an `audit.verify` event, which the overview shows (the newest one,
+/// whichever panel wrote it, so a restart loses nothing).
 async fn verify_every(control: ControlPlane, period: std::time::Duration) {
     let actor = Actor::system("flightdeck");
     let meta = RequestMeta::default();
     loop {
+        tokio::time::sleep(period).await;
         match control.verify_audit_as(&actor, &meta).await {
             Ok(Verdict::Broken { seq, .. }) => {
                 tracing::error!(seq, "the audit chain is broken");
@@ -327,7 +329,6 @@ async fn verify_every(control: ControlPlane, period: std::time::Duration) {
             Ok(Verdict::Intact { .. }) => {}
             Err(error) => tracing::warn!(%error, "could not verify the audit chain"),
         }
-        tokio::time::sleep(period).await;
     }
 }
 

@@ -17,10 +17,29 @@ use std::time::Duration;
 #[derive(Default)]
 struct Seen {
     texts: Vec<(String, String)>,
+    /// The running panel's log, shown when it does not answer.
+    log: Option<PathBuf>,
 }
 
 impl Seen {
-    async fn keep(&mut self, what: &str, response: reqwest::Response) -> (u16, String) {
+    async fn keep(
+        &mut self,
+        what: &str,
+        response: reqwest::Result<reqwest::Response>,
+    ) -> (u16, String) {
+        let response = response.unwrap_or_else(|error| {
+            let log = self
+                .log
+                .as_ref()
+                .and_then(|path| std::fs::read_to_string(path).ok())
+                .unwrap_or_default();
+            let tail: Vec<&str> = log.lines().rev().take(40).collect();
+            let tail: Vec<&str> = tail.into_iter().rev().collect();
+            panic!(
+                "{what}: no answer ({error}); the panel's log ends:\n{}",
+                tail.join("\n")
+            )
+        });
         let status = response.status().as_u16();
         let headers = format!("{:?}", response.headers());
         let body = response.text().await.unwrap_or_default();
@@ -161,7 +180,7 @@ async fn exercise(
     ];
     for page in pages {
         for (who, cookie) in [("lead", lead), ("viewer", viewer), ("anonymous", "")] {
-            let reply = get(page, cookie).await.unwrap();
+            let reply = get(page, cookie).await;
             seen.keep(&format!("GET {page} as {who}"), reply).await;
         }
     }
@@ -170,31 +189,24 @@ async fn exercise(
         &seen
             .keep(
                 "runs",
-                get("/api/v1/environments/production/runs", lead)
-                    .await
-                    .unwrap(),
+                get("/api/v1/environments/production/runs", lead).await,
             )
             .await
             .1,
     )
     .unwrap_or(Value::Null);
     if let Some(id) = runs["items"][0]["id"].as_u64() {
-        seen.keep("run page", get(&format!("/runs/{id}"), lead).await.unwrap())
+        seen.keep("run page", get(&format!("/runs/{id}"), lead).await)
             .await;
         seen.keep(
             "rerun as viewer",
-            post(&format!("/api/v1/runs/{id}/rerun"), viewer, json!({}))
-                .await
-                .unwrap(),
+            post(&format!("/api/v1/runs/{id}/rerun"), viewer, json!({})).await,
         )
         .await;
     }
     for seq in 1..30 {
-        seen.keep(
-            "event detail",
-            get(&format!("/audit/{seq}"), lead).await.unwrap(),
-        )
-        .await;
+        seen.keep("event detail", get(&format!("/audit/{seq}"), lead).await)
+            .await;
     }
     let actions = [
         ("/api/v1/environments/production/rollbacks/plan", json!({})),
@@ -218,7 +230,7 @@ async fn exercise(
     ];
     for (path, body) in actions {
         for (who, cookie) in [("lead", lead), ("viewer", viewer)] {
-            let reply = post(path, cookie, body.clone()).await.unwrap();
+            let reply = post(path, cookie, body.clone()).await;
             seen.keep(&format!("POST {path} as {who}"), reply).await;
         }
     }
@@ -229,16 +241,14 @@ async fn exercise(
         .header("Content-Type", "application/json")
         .body("{broken")
         .send()
-        .await
-        .unwrap();
+        .await;
     seen.keep("broken JSON", bad_json).await;
     let failed_login = http()
         .post(panel.at("/auth/login"))
         .header("Origin", &panel.url)
         .form(&[("name", "lee"), ("password", "wrong password here")])
         .send()
-        .await
-        .unwrap();
+        .await;
     seen.keep("failed login", failed_login).await;
 
     // Webhooks: one signed right, one wrong, one unsigned.
@@ -262,11 +272,8 @@ async fn exercise(
         if let Some(signature) = signature {
             request = request.header("X-Hub-Signature-256", signature);
         }
-        seen.keep(
-            &format!("{label} GitHub webhook"),
-            request.send().await.unwrap(),
-        )
-        .await;
+        seen.keep(&format!("{label} GitHub webhook"), request.send().await)
+            .await;
     }
     let render = http()
         .post(panel.at("/webhooks/render"))
@@ -275,8 +282,7 @@ async fn exercise(
         .header("webhook-signature", "v1,bm90IGEgc2lnbmF0dXJl")
         .body("{}")
         .send()
-        .await
-        .unwrap();
+        .await;
     seen.keep("badly signed Render webhook", render).await;
 
     if roll_back {
@@ -287,8 +293,7 @@ async fn exercise(
             lead,
             json!({ "reason": "canary rollback" }),
         )
-        .await
-        .unwrap();
+        .await;
         let (status, body) = seen.keep("rollback", started).await;
         assert_eq!(status, 202, "{body}");
         let id = serde_json::from_str::<Value>(&body).unwrap()["id"]
@@ -299,9 +304,7 @@ async fn exercise(
             let (_, op) = seen
                 .keep(
                     "operation",
-                    get(&format!("/api/v1/operations/{id}"), lead)
-                        .await
-                        .unwrap(),
+                    get(&format!("/api/v1/operations/{id}"), lead).await,
                 )
                 .await;
             if !op.contains("\"state\":\"running\"") {
@@ -311,7 +314,7 @@ async fn exercise(
         }
         seen.keep(
             "operation page",
-            get(&format!("/operations/{id}"), lead).await.unwrap(),
+            get(&format!("/operations/{id}"), lead).await,
         )
         .await;
         seen.keep(
@@ -321,16 +324,13 @@ async fn exercise(
                 lead,
                 json!({ "reason": "again" }),
             )
-            .await
-            .unwrap(),
+            .await,
         )
         .await;
     }
     // The trail last, so it holds everything above.
     for format in ["csv", "jsonl"] {
-        let export = get(&format!("/api/v1/audit/export?format={format}"), lead)
-            .await
-            .unwrap();
+        let export = get(&format!("/api/v1/audit/export?format={format}"), lead).await;
         seen.keep(&format!("{format} export"), export).await;
     }
 }
@@ -414,6 +414,7 @@ async fn no_secret_reaches_a_page_a_response_a_log_line_the_store_or_an_export()
     env.push(("FLIGHTDECK_LOG".into(), "debug,sqlx=warn".into()));
     let log_one = dir.0.join("panel-one.log");
     let panel = Panel::start_logged(&config, &env, Some(&log_one)).await;
+    seen.log = Some(log_one.clone());
     let lead = account(&config, &panel, "lee", "lead", &mut seen).await;
     let viewer = account(&config, &panel, "vera", "viewer", &mut seen).await;
     flightdeck_tests::wait_for_live_releases(&panel.url, &lead, Duration::from_secs(120)).await;
@@ -434,8 +435,7 @@ async fn no_secret_reaches_a_page_a_response_a_log_line_the_store_or_an_export()
         .get(panel.at("/api/v1/environments"))
         .header("Authorization", format!("Bearer {token}"))
         .send()
-        .await
-        .unwrap();
+        .await;
     seen.keep("token request", with_token).await;
     let export = cli_with_config(&config, &["audit", "export", "--format", "jsonl"], None).await;
     seen.texts.push((
@@ -471,6 +471,7 @@ async fn no_secret_reaches_a_page_a_response_a_log_line_the_store_or_an_export()
     env.push(("FLIGHTDECK_LOG".into(), "debug,sqlx=warn".into()));
     let log_two = dir.0.join("panel-two.log");
     let panel = Panel::start_logged(&config, &env, Some(&log_two)).await;
+    seen.log = Some(log_two.clone());
     let login = |name: &str| {
         let password = format!("{name}-password-long-enough");
         let url = panel.at("/auth/login");
@@ -499,8 +500,7 @@ async fn no_secret_reaches_a_page_a_response_a_log_line_the_store_or_an_export()
                 .get(panel.at("/"))
                 .header("Cookie", lead.clone())
                 .send()
-                .await
-                .unwrap(),
+                .await,
         )
         .await;
     assert!(
@@ -523,6 +523,7 @@ async fn no_secret_reaches_a_page_a_response_a_log_line_the_store_or_an_export()
     // The search itself works: a value that is in a response is found.
     let probe = Seen {
         texts: vec![("probe".into(), format!("x{}x", right[0].1))],
+        log: None,
     };
     assert_eq!(probe.find(&right[..1]).len(), 1);
     assert!(

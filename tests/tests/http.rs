@@ -234,9 +234,22 @@ async fn a_cross_origin_post_to_any_state_changing_endpoint_is_403_and_changes_n
     let panel = setup.serve().await;
     let root = session_for(&panel, "root", &admin_password).await;
     let before = setup.audit().await.len();
-    let endpoints: [(&str, Vec<(&str, &str)>); 4] = [
+    let endpoints: [(&str, Vec<(&str, &str)>); 8] = [
         ("/_fn/disable_account", vec![("name", "ada")]),
         ("/_fn/admin_view", vec![]),
+        (
+            "/_fn/create_token",
+            vec![("user", "ada"), ("label", "evil")],
+        ),
+        ("/actions/audit/verify", vec![]),
+        (
+            "/actions/audit/review",
+            vec![("item", "event:1"), ("note", "evil")],
+        ),
+        (
+            "/api/v1/audit/reviews",
+            vec![("item", "event:1"), ("note", "evil")],
+        ),
         ("/auth/logout", vec![]),
         (
             "/auth/login",
@@ -274,12 +287,24 @@ async fn a_cross_origin_post_to_any_state_changing_endpoint_is_403_and_changes_n
         .filter(|r| r.action == "request.refused")
         .map(|r| r.error.clone().unwrap_or_default())
         .collect();
-    assert_eq!(refused.len(), 8);
+    assert_eq!(refused.len(), 16);
     assert!(
         refused.iter().all(|e| e.contains("https://evil.example")),
         "{refused:?}"
     );
-    assert!(!trail.iter().any(|r| r.action == "user.disable"));
+    for action in [
+        "user.disable",
+        "token.create",
+        "audit.verify",
+        "audit.review",
+    ] {
+        assert!(
+            !trail
+                .iter()
+                .any(|r| r.action == action && r.actor_name == "root"),
+            "{action}"
+        );
+    }
 }
 
 #[tokio::test]
@@ -659,13 +684,7 @@ async fn an_api_token_is_shown_once_stored_hashed_acts_with_its_users_role_and_s
     assert!(token.starts_with("fdt_") && token.len() > 40, "{token}");
 
     let panel = setup.serve().await;
-    // As a script sends it: a bearer token, no cookie, no Origin.
-    let me = |token: String| {
-        http()
-            .get(panel.at("/api/v1/me"))
-            .header("Authorization", format!("Bearer {token}"))
-            .send()
-    };
+    let me = |token: String| me_with_token(&panel, token);
     let response = me(token.clone()).await.unwrap();
     assert_eq!(response.status(), 200);
     let body: serde_json::Value = response.json().await.unwrap();
@@ -707,13 +726,7 @@ async fn an_api_token_is_shown_once_stored_hashed_acts_with_its_users_role_and_s
         "revoked at once"
     );
 
-    let uses: Vec<String> = setup
-        .audit()
-        .await
-        .into_iter()
-        .filter(|row| row.action.starts_with("token."))
-        .map(|row| format!("{} {}", row.action, row.outcome))
-        .collect();
+    let uses = token_trail(&setup).await;
     assert_eq!(
         uses,
         [
@@ -725,4 +738,94 @@ async fn an_api_token_is_shown_once_stored_hashed_acts_with_its_users_role_and_s
             "token.use denied",
         ]
     );
+}
+
+#[tokio::test]
+async fn an_admin_creates_a_token_on_the_admin_page_sees_it_once_and_revokes_it() {
+    let setup = Setup::new("http-tokens", "");
+    let admin_password = setup.add_user("root", "admin").await;
+    let viewer_password = setup.add_user("bot", "viewer").await;
+    let panel = setup.serve().await;
+    let admin = session_for(&panel, "root", &admin_password).await;
+    let viewer = session_for(&panel, "bot", &viewer_password).await;
+
+    // The admin page's "Create token" server function answers with the
+    // token once; the page lists its id, never the secret.
+    let created = call_server_fn(
+        &panel,
+        &admin,
+        "create_token",
+        &[("user", "bot"), ("label", "deploy gate")],
+    )
+    .await;
+    assert_eq!(created.status(), 200);
+    let created: serde_json::Value = created.json().await.unwrap();
+    let token = created["token"].as_str().unwrap().to_owned();
+    let id = created["id"].as_str().unwrap().to_owned();
+    assert!(token.starts_with("fdt_"), "{created}");
+    let page = panel
+        .get("/admin", Some(&admin))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains(&format!("data-token=\"{id}\"")), "{page}");
+    assert!(page.contains("deploy gate"));
+    assert!(!page.contains(&token), "the secret is not shown again");
+    let refused = call_server_fn(
+        &panel,
+        &viewer,
+        "create_token",
+        &[("user", "bot"), ("label", "mine")],
+    )
+    .await;
+    assert_eq!(refused.status(), 403);
+
+    // The token acts as its account; revoked from the page it stops.
+    let me = me_with_token(&panel, token.clone()).await.unwrap();
+    assert_eq!(me.status(), 200);
+    assert_eq!(me.json::<serde_json::Value>().await.unwrap()["name"], "bot");
+    let revoked = call_server_fn(&panel, &admin, "revoke_token", &[("id", id.as_str())]).await;
+    assert_eq!(revoked.status(), 200);
+    let after = me_with_token(&panel, token).await.unwrap();
+    assert_eq!(after.status(), 401);
+    let page = panel
+        .get("/admin", Some(&admin))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("revoked"), "{page}");
+    assert_eq!(
+        token_trail(&setup).await,
+        [
+            "token.create succeeded",
+            "token.create denied",
+            "token.use succeeded",
+            "token.revoke succeeded",
+            "token.use denied"
+        ]
+    );
+}
+
+/// `GET /api/v1/me` as a script sends it: a bearer token, no cookie, no Origin.
+fn me_with_token(
+    panel: &flightdeck_tests::Panel,
+    token: String,
+) -> impl std::future::Future<Output = reqwest::Result<reqwest::Response>> {
+    http()
+        .get(panel.at("/api/v1/me"))
+        .header("Authorization", format!("Bearer {token}"))
+        .send()
+}
+
+/// The trail's `token.*` events as `action outcome`, oldest first.
+async fn token_trail(setup: &Setup) -> Vec<String> {
+    setup
+        .audit()
+        .await
+        .into_iter()
+        .filter(|row| row.action.starts_with("token."))
+        .map(|row| format!("{} {}", row.action, row.outcome))
+        .collect()
 }

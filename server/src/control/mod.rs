@@ -62,6 +62,9 @@ pub struct ControlPlane {
     /// The actor behind each user id seen in a session (`None`: disabled or
     /// gone), while no account can have changed.
     accounts: Arc<Mutex<ByAudit<i64, Option<Actor>>>>,
+    /// The audit chain's newest verification, while no audit event (so no
+    /// verification) has been written since.
+    chain: Arc<Mutex<ByAudit<(), app::model::ChainState>>>,
     /// Carries operations out; None for a panel that only reads (tests, CLI).
     executor: Option<crate::operations::Executor>,
     /// Told when an operation changes, for live pages.
@@ -79,6 +82,7 @@ impl ControlPlane {
             config,
             overview_cache: Arc::default(),
             accounts: Arc::default(),
+            chain: Arc::default(),
             executor: None,
             on_change: None,
         }

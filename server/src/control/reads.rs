@@ -93,7 +93,8 @@ impl ControlPlane {
             .await?;
         // At most one store read per freshness window for all requests; the
         // sync invalidates it when it writes (see `AppState::new`).
-        let version = self.freshness.stamp().await?.data;
+        let stamp = self.freshness.stamp().await?;
+        let version = stamp.data;
         let cached = self
             .overview_cache
             .lock()
@@ -122,10 +123,28 @@ impl ControlPlane {
                 one_click.idempotency_key = crate::identity::random_id();
             }
         }
-        // Leads see the audit chain's state: one indexed read of the
-        // newest `audit.verify` event.
+        // Leads see the audit chain's state: the newest `audit.verify`
+        // event, read again only after the trail has grown.
         let chain = match actor.role.allows(Role::Lead) {
-            true => Some(self.chain_state().await?),
+            true => {
+                let kept = self
+                    .chain
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .get(stamp, &());
+                match kept {
+                    Some(chain) => Some(chain),
+                    None => {
+                        let chain = self.chain_state().await?;
+                        self.chain.lock().unwrap_or_else(|p| p.into_inner()).put(
+                            stamp,
+                            (),
+                            chain.clone(),
+                        );
+                        Some(chain)
+                    }
+                }
+            }
             false => None,
         };
         Ok(Overview {

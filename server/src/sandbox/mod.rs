@@ -90,6 +90,7 @@ migration_runner = { kind = "workflow", workflow = "db-rollback.yml" }
 smoke_url_env = "BACKEND_URL"
 smoke_path = "/health"
 require_approval_for = ["database_downgrade"]   # two-person rule
+production = true                               # refused attempts go to the leads' review queue (the default for "production")
 
 [[environment]]
 name = "staging"
