@@ -167,9 +167,30 @@ pub async fn get_operation(id: String) -> Result<OperationView, AppError> {
     backend::with_backend(|b, req| async move { b.operation(&req, id).await }).await
 }
 
-/// One page of the audit trail with the review queue (leads).
+/// One page of the audit trail with the review queue (leads). The filters
+/// are separate arguments: a browser sends them form-encoded, flat.
 #[server(prefix = "/_fn", endpoint = "audit")]
-pub async fn get_audit(query: AuditQuery) -> Result<AuditView, AppError> {
+#[allow(clippy::too_many_arguments)]
+pub async fn get_audit(
+    actor: Option<String>,
+    action: Option<String>,
+    environment: Option<String>,
+    outcome: Option<String>,
+    target: Option<String>,
+    since: Option<String>,
+    until: Option<String>,
+    before: Option<i64>,
+) -> Result<AuditView, AppError> {
+    let query = AuditQuery {
+        actor,
+        action,
+        environment,
+        outcome,
+        target,
+        since,
+        until,
+        before,
+    };
     backend::with_backend(|b, req| async move { b.audit(&req, query).await }).await
 }
 

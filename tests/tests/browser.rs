@@ -598,6 +598,9 @@ async fn a_lead_filters_the_trail_to_a_break_glass_rollback_opens_it_and_marks_i
     let driver = Driver::start().await;
     let browser = driver.browser().await;
     sign_in(&browser, sandbox.panel(), "lee", &lee_password).await;
+    // Hydrated, the link navigates in the page and the trail comes from
+    // the `audit` server function.
+    wait_for_hydration(&browser).await;
     click(&browser, "#nav-audit").await;
     browser
         .wait()

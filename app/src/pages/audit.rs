@@ -51,7 +51,18 @@ pub fn AuditPage() -> impl IntoView {
                 before: q.get("before").and_then(|b| b.parse().ok()),
             }
         },
-        get_audit,
+        |q| {
+            get_audit(
+                q.actor,
+                q.action,
+                q.environment,
+                q.outcome,
+                q.target,
+                q.since,
+                q.until,
+                q.before,
+            )
+        },
     );
     view! {
         <Title text="Audit trail · Flightdeck"/>
