@@ -111,47 +111,37 @@ macro_rules! backend_queries {
                 Ok(last)
             }
 
-            /// One multi-row INSERT of sealed events.
+            /// One multi-row INSERT of sealed events. The builder writes
+            /// each backend's own placeholders: SQLite looks a numbered one
+            /// (`$7`) up by walking a list, which turns 18,000 of them into
+            /// minutes, so it gets plain `?`.
             async fn insert_events(conn: &mut Conn, events: &[AuditEvent]) -> Result<(), StoreError> {
-                const COLUMNS: usize = 18;
-                let mut sql = String::from(
+                let mut insert = sqlx::QueryBuilder::<Db>::new(
                     "INSERT INTO audit_events (seq, id, at, actor_kind, actor_id, actor_name, actor_role, \
                      action, environment, target, params, outcome, error, request_id, ip, user_agent, \
-                     prev_hash, hash) VALUES ",
+                     prev_hash, hash) ",
                 );
-                for row in 0..events.len() {
-                    sql.push_str(if row == 0 { "(" } else { ", (" });
-                    for column in 0..COLUMNS {
-                        if column > 0 {
-                            sql.push_str(", ");
-                        }
-                        sql.push_str(&format!("${}", row * COLUMNS + column + 1));
-                    }
-                    sql.push(')');
-                }
-                let mut query = sqlx::query(&sql);
-                for sealed in events {
-                    query = query
-                        .bind(sealed.seq)
-                        .bind(&sealed.id)
-                        .bind(&sealed.at)
-                        .bind(&sealed.actor_kind)
-                        .bind(&sealed.actor_id)
-                        .bind(&sealed.actor_name)
-                        .bind(&sealed.actor_role)
-                        .bind(&sealed.action)
-                        .bind(&sealed.environment)
-                        .bind(&sealed.target)
-                        .bind(&sealed.params)
-                        .bind(&sealed.outcome)
-                        .bind(&sealed.error)
-                        .bind(&sealed.request_id)
-                        .bind(&sealed.ip)
-                        .bind(&sealed.user_agent)
-                        .bind(&sealed.prev_hash)
-                        .bind(&sealed.hash);
-                }
-                query.execute(&mut *conn).await?;
+                insert.push_values(events, |mut row, sealed| {
+                    row.push_bind(sealed.seq)
+                        .push_bind(&sealed.id)
+                        .push_bind(&sealed.at)
+                        .push_bind(&sealed.actor_kind)
+                        .push_bind(&sealed.actor_id)
+                        .push_bind(&sealed.actor_name)
+                        .push_bind(&sealed.actor_role)
+                        .push_bind(&sealed.action)
+                        .push_bind(&sealed.environment)
+                        .push_bind(&sealed.target)
+                        .push_bind(&sealed.params)
+                        .push_bind(&sealed.outcome)
+                        .push_bind(&sealed.error)
+                        .push_bind(&sealed.request_id)
+                        .push_bind(&sealed.ip)
+                        .push_bind(&sealed.user_agent)
+                        .push_bind(&sealed.prev_hash)
+                        .push_bind(&sealed.hash);
+                });
+                insert.build().execute(&mut *conn).await?;
                 Ok(())
             }
 
