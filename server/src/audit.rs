@@ -82,6 +82,11 @@ pub struct NewEvent {
     pub outcome: Outcome,
     pub error: Option<String>,
     pub meta: RequestMeta,
+    /// When it happened, if not now: set only to record events that
+    /// happened earlier (an import, a benchmark's history). The store
+    /// refuses a time before the previous event's or after now, so `at`
+    /// never decreases along the chain.
+    pub at: Option<time::OffsetDateTime>,
 }
 
 impl NewEvent {
@@ -96,7 +101,14 @@ impl NewEvent {
             outcome,
             error: None,
             meta: meta.clone(),
+            at: None,
         }
+    }
+
+    /// Records the event as having happened at `at` rather than now (see [`NewEvent::at`]).
+    pub fn at(mut self, at: time::OffsetDateTime) -> Self {
+        self.at = Some(at);
+        self
     }
 
     pub fn target(mut self, target: impl Into<String>) -> Self {

@@ -29,7 +29,7 @@ fn main() -> ExitCode {
             eprintln!(
                 "usage: cargo xtask run [-- sandbox options]   build the release panel and start `flightdeck sandbox`\n       \
                  cargo xtask test                          run every test (unit, both stores, HTTP, CLI, browser)\n       \
-                 cargo xtask bench                         the overview and webhook benchmarks against the release build\n       \
+                 cargo xtask bench                         the overview, webhook and audit trail benchmarks (release build)\n       \
                  cargo xtask tools                         only install the build tools"
             );
             return ExitCode::from(2);
@@ -219,11 +219,12 @@ fn run(extra: &[String]) -> Result<(), String> {
 
 /// Builds the release panel, then loads its overview page and a bare axum
 /// handler in the same run (`tests/benches/overview.rs`), and measures
-/// webhook-to-browser latency (`tests/benches/webhooks.rs`).
+/// webhook-to-browser latency (`tests/benches/webhooks.rs`) and the audit
+/// trail at 1,000,000 events on both stores (`tests/benches/audit.rs`).
 fn bench() -> Result<(), String> {
     tools(false)?;
     status(command("cargo").args(["leptos", "build", "--release"]))?;
-    for bench in ["overview", "webhooks"] {
+    for bench in ["overview", "webhooks", "audit"] {
         status(
             command("cargo")
                 .args(["bench", "-p", "flightdeck-tests", "--bench", bench])

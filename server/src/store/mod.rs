@@ -50,6 +50,10 @@ pub enum StoreError {
     Database(#[from] sqlx::Error),
     #[error(transparent)]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    /// An event given its own time (`NewEvent::at`) that would put the
+    /// trail's times out of order.
+    #[error("an audit event's time must lie between the previous event's and now: {0}")]
+    AuditTimeOutOfOrder(String),
 }
 
 impl StoreError {
@@ -139,6 +143,15 @@ impl Store {
     /// Appends one event to the audit trail.
     pub async fn append_audit(&self, event: &NewEvent) -> Result<AuditEvent, StoreError> {
         dispatch!(self, append_audit(event))
+    }
+
+    /// Appends many events in one transaction, in order, with the chain
+    /// that as many [`Store::append_audit`] calls would make (same sealing,
+    /// gapless `seq`, the head moved to the last); returns the last `seq`
+    /// (the head's, for no events). It holds the chain's lock until it
+    /// commits, so keep batches to thousands, not millions.
+    pub async fn append_audit_batch(&self, events: &[NewEvent]) -> Result<i64, StoreError> {
+        dispatch!(self, append_audit_batch(events))
     }
 
     /// Creates an account and its audit event in one transaction.

@@ -1,11 +1,17 @@
 //! The store's SQL, written once and compiled for each backend.
 
+/// Audit events per INSERT when many are appended at once: 18 values a row,
+/// 18,000 a statement, under SQLite's limit on bound values (32,766 since
+/// 3.32; sqlx bundles a newer SQLite) and PostgreSQL's (65,535).
+const INSERT_ROWS: usize = 1_000;
+
 /// Expands the query functions for one sqlx database type.
 macro_rules! backend_queries {
     ($module:ident, $db:ty) => {
         pub(crate) mod $module {
             use crate::audit::{AuditEvent, NewEvent};
             use crate::identity::random_id;
+            use crate::store::sync::store_time;
             use crate::store::{StoreError, UserRow, now_text};
             use sqlx::Row;
 
@@ -30,49 +36,113 @@ macro_rules! backend_queries {
                 Ok(())
             }
 
-            /// Appends inside the caller's transaction. The first statement
-            /// writes the head row, which takes the lock that serialises
-            /// appenders (a row lock on PostgreSQL, the write lock on SQLite).
+            /// Appends inside the caller's transaction.
             pub async fn append_in(conn: &mut Conn, event: &NewEvent) -> Result<AuditEvent, StoreError> {
+                let sealed = append_many_in(conn, std::slice::from_ref(event)).await?;
+                Ok(sealed.expect("one event appended gives one sealed event"))
+            }
+
+            /// Appends `events` in order inside the caller's transaction,
+            /// sealed one after the other exactly as that many single
+            /// appends would be; returns the last one. The first statement
+            /// writes the head row, which takes the lock that serialises
+            /// appenders (a row lock on PostgreSQL, the write lock on
+            /// SQLite), so a long batch holds other appenders until it commits.
+            pub async fn append_many_in(
+                conn: &mut Conn,
+                events: &[NewEvent],
+            ) -> Result<Option<AuditEvent>, StoreError> {
+                if events.is_empty() {
+                    return Ok(None);
+                }
+                let count = i64::try_from(events.len())
+                    .expect("a batch fits in memory, so its length fits in i64");
                 let head = sqlx::query(
-                    "UPDATE audit_head SET seq = seq + 1 WHERE id = 1 RETURNING seq, hash",
+                    "UPDATE audit_head SET seq = seq + $1 WHERE id = 1 RETURNING seq, hash",
                 )
+                .bind(count)
                 .fetch_one(&mut *conn)
                 .await?;
-                let seq: i64 = head.try_get("seq")?;
-                let prev_hash: String = head.try_get("hash")?;
-                let sealed = AuditEvent::seal(event, seq, random_id(), now_text(), prev_hash);
-                sqlx::query(
-                    "INSERT INTO audit_events (seq, id, at, actor_kind, actor_id, actor_name, actor_role, \
-                     action, environment, target, params, outcome, error, request_id, ip, user_agent, \
-                     prev_hash, hash) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)",
-                )
-                .bind(sealed.seq)
-                .bind(&sealed.id)
-                .bind(&sealed.at)
-                .bind(&sealed.actor_kind)
-                .bind(&sealed.actor_id)
-                .bind(&sealed.actor_name)
-                .bind(&sealed.actor_role)
-                .bind(&sealed.action)
-                .bind(&sealed.environment)
-                .bind(&sealed.target)
-                .bind(&sealed.params)
-                .bind(&sealed.outcome)
-                .bind(&sealed.error)
-                .bind(&sealed.request_id)
-                .bind(&sealed.ip)
-                .bind(&sealed.user_agent)
-                .bind(&sealed.prev_hash)
-                .bind(&sealed.hash)
-                .execute(&mut *conn)
-                .await?;
+                let mut seq: i64 = head.try_get::<i64, _>("seq")? - count;
+                let mut prev_hash: String = head.try_get("hash")?;
+                // Only a time given by the caller is checked against the
+                // previous event's; the store's own clock only moves forward.
+                let mut prev_at = String::new();
+                if events.iter().any(|e| e.at.is_some()) {
+                    if let Some(row) = sqlx::query("SELECT at FROM audit_events WHERE seq = $1")
+                        .bind(seq)
+                        .fetch_optional(&mut *conn)
+                        .await?
+                    {
+                        prev_at = row.try_get("at")?;
+                    }
+                }
+                let mut last = None;
+                for chunk in events.chunks(super::INSERT_ROWS) {
+                    let mut sealed = Vec::with_capacity(chunk.len());
+                    for event in chunk {
+                        seq += 1;
+                        let at = match event.at {
+                            None => now_text(),
+                            Some(at) => {
+                                let at = store_time(at);
+                                let now = now_text();
+                                if at < prev_at || at > now {
+                                    return Err(StoreError::AuditTimeOutOfOrder(format!(
+                                        "seq {seq} at {at}, after {prev_at}, now {now}"
+                                    )));
+                                }
+                                at
+                            }
+                        };
+                        prev_at.clone_from(&at);
+                        let prev = std::mem::take(&mut prev_hash);
+                        let event = AuditEvent::seal(event, seq, random_id(), at, prev);
+                        prev_hash.clone_from(&event.hash);
+                        sealed.push(event);
+                    }
+                    insert_events(&mut *conn, &sealed).await?;
+                    last = sealed.pop();
+                }
                 sqlx::query("UPDATE audit_head SET hash = $1 WHERE id = 1")
-                    .bind(&sealed.hash)
+                    .bind(&prev_hash)
                     .execute(&mut *conn)
                     .await?;
-                Ok(sealed)
+                Ok(last)
+            }
+
+            /// One multi-row INSERT of sealed events. The builder writes
+            /// each backend's own placeholders: SQLite looks a numbered one
+            /// (`$7`) up by walking a list, which turns 18,000 of them into
+            /// minutes, so it gets plain `?`.
+            async fn insert_events(conn: &mut Conn, events: &[AuditEvent]) -> Result<(), StoreError> {
+                let mut insert = sqlx::QueryBuilder::<Db>::new(
+                    "INSERT INTO audit_events (seq, id, at, actor_kind, actor_id, actor_name, actor_role, \
+                     action, environment, target, params, outcome, error, request_id, ip, user_agent, \
+                     prev_hash, hash) ",
+                );
+                insert.push_values(events, |mut row, sealed| {
+                    row.push_bind(sealed.seq)
+                        .push_bind(&sealed.id)
+                        .push_bind(&sealed.at)
+                        .push_bind(&sealed.actor_kind)
+                        .push_bind(&sealed.actor_id)
+                        .push_bind(&sealed.actor_name)
+                        .push_bind(&sealed.actor_role)
+                        .push_bind(&sealed.action)
+                        .push_bind(&sealed.environment)
+                        .push_bind(&sealed.target)
+                        .push_bind(&sealed.params)
+                        .push_bind(&sealed.outcome)
+                        .push_bind(&sealed.error)
+                        .push_bind(&sealed.request_id)
+                        .push_bind(&sealed.ip)
+                        .push_bind(&sealed.user_agent)
+                        .push_bind(&sealed.prev_hash)
+                        .push_bind(&sealed.hash);
+                });
+                insert.build().execute(&mut *conn).await?;
+                Ok(())
             }
 
             pub async fn append_audit(pool: &Pool, event: &NewEvent) -> Result<AuditEvent, StoreError> {
@@ -80,6 +150,20 @@ macro_rules! backend_queries {
                 let sealed = append_in(&mut tx, event).await?;
                 tx.commit().await?;
                 Ok(sealed)
+            }
+
+            /// Appends every event in one transaction; the last `seq`.
+            pub async fn append_audit_batch(pool: &Pool, events: &[NewEvent]) -> Result<i64, StoreError> {
+                let mut tx = pool.begin().await?;
+                let seq = match append_many_in(&mut tx, events).await? {
+                    Some(last) => last.seq,
+                    None => sqlx::query("SELECT seq FROM audit_head WHERE id = 1")
+                        .fetch_one(&mut *tx)
+                        .await?
+                        .try_get("seq")?,
+                };
+                tx.commit().await?;
+                Ok(seq)
             }
 
             pub async fn insert_user(

@@ -230,6 +230,61 @@ on_both_backends! {
         assert_eq!(verdict(t).await, Verdict::Broken { seq: 2, fault: ChainFault::HashMismatch });
     };
 
+    a_batch_mixed_with_single_appends_keeps_the_chain_gapless_and_intact => async |t: &TestStore| {
+        t.store.append_audit(&event("test.single")).await.unwrap();
+        let batch: Vec<NewEvent> = (0..2_500).map(|i| event("test.batch").target(format!("b{i}"))).collect();
+        // 2,500 events: three INSERTs (1,000 rows each at most) in one transaction.
+        assert_eq!(t.store.append_audit_batch(&batch).await.unwrap(), 2_501);
+        let single = t.store.append_audit(&event("test.single")).await.unwrap();
+        assert_eq!(single.seq, 2_502);
+        assert_eq!(t.store.append_audit_batch(&batch[..7]).await.unwrap(), 2_509);
+        assert_eq!(t.store.append_audit_batch(&[]).await.unwrap(), 2_509, "nothing appended, the head's seq");
+        assert_eq!(t.store.append_audit(&event("test.single")).await.unwrap().seq, 2_510);
+
+        let mut seqs = Vec::new();
+        let mut after = 0;
+        loop {
+            let page = t.store.audit_page(after, 1_000).await.unwrap();
+            let Some(last) = page.last() else { break };
+            after = last.seq;
+            seqs.extend(page.iter().map(|e| e.seq));
+        }
+        assert_eq!(seqs, (1..=2_510).collect::<Vec<i64>>());
+        let page = t.store.audit_page(1, 3).await.unwrap();
+        assert_eq!(page.iter().map(|e| e.target.as_deref()).collect::<Vec<_>>(), [Some("b0"), Some("b1"), Some("b2")]);
+        assert_eq!(t.store.audit_head_seq().await.unwrap(), 2_510);
+        assert_eq!(verdict(t).await, Verdict::Intact { count: 2_510 });
+    };
+
+    a_batch_may_carry_past_times_in_order_but_never_backwards_or_ahead_of_now => async |t: &TestStore| {
+        use time::{Duration, OffsetDateTime};
+        let start = OffsetDateTime::now_utc() - Duration::days(730);
+        let history: Vec<NewEvent> = (0..1_500).map(|i| event("test.history").at(start + Duration::hours(i))).collect();
+        assert_eq!(t.store.append_audit_batch(&history).await.unwrap(), 1_500);
+        let first = t.store.audit_page(0, 1).await.unwrap().remove(0);
+        assert_eq!(first.at, sync::store_time(start));
+        // A time before the last event's, or one ahead of now, is refused
+        // and the whole batch rolls back with it.
+        let backwards = [event("test.history").at(start + Duration::hours(2_000)), event("test.history").at(start)];
+        let refused = t.store.append_audit_batch(&backwards).await;
+        assert!(matches!(refused, Err(StoreError::AuditTimeOutOfOrder(_))), "{refused:?}");
+        let ahead = event("test.history").at(OffsetDateTime::now_utc() + Duration::hours(1));
+        assert!(matches!(t.store.append_audit(&ahead).await, Err(StoreError::AuditTimeOutOfOrder(_))));
+        assert_eq!(t.store.audit_head_seq().await.unwrap(), 1_500);
+        // Events stamped now follow on.
+        assert_eq!(t.store.append_audit(&event("test.now")).await.unwrap().seq, 1_501);
+        let mut times = Vec::new();
+        let mut after = 0;
+        loop {
+            let page = t.store.audit_page(after, 1_000).await.unwrap();
+            let Some(last) = page.last() else { break };
+            after = last.seq;
+            times.extend(page.into_iter().map(|e| e.at));
+        }
+        assert!(times.is_sorted(), "times never decrease along the chain");
+        assert_eq!(verdict(t).await, Verdict::Intact { count: 1_501 });
+    };
+
     a_refusal_by_an_anonymous_caller_is_recorded => async |t: &TestStore| {
         let refused = NewEvent::new(anonymous(Some("mallory")), "auth.login_failed", Outcome::Denied, &RequestMeta::default());
         let stored = t.store.append_audit(&refused).await.unwrap();
