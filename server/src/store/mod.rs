@@ -244,10 +244,7 @@ impl Store {
         // Hashing a page (on a blocking thread) overlaps reading the next,
         // so the check takes about as long as reading the trail.
         let mut page = self.audit_page(0, VERIFY_PAGE).await?;
-        loop {
-            let Some(last) = page.last().map(|e| e.seq) else {
-                break;
-            };
+        while let Some(last) = page.last().map(|e| e.seq) {
             let hashing = tokio::task::spawn_blocking(move || {
                 let intact = page
                     .iter()
