@@ -135,8 +135,11 @@ impl From<std::io::Error> for CliError {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.log_format);
+    // Rendering a page nests one call per element; unoptimised (debug)
+    // builds need far more stack for that than tokio's 2 MiB default.
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
+        .thread_stack_size(8 * 1024 * 1024)
         .build()
     {
         Ok(rt) => rt,
