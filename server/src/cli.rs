@@ -99,6 +99,21 @@ enum AuditCommand {
         /// Only events before this RFC 3339 time.
         #[arg(long)]
         until: Option<String>,
+        /// Only this person's (or token's account's) events.
+        #[arg(long)]
+        actor: Option<String>,
+        /// Only this action, e.g. `rollback.start`.
+        #[arg(long)]
+        action: Option<String>,
+        /// Only events on this environment.
+        #[arg(long)]
+        environment: Option<String>,
+        /// Only `started`, `succeeded`, `failed` or `denied` events.
+        #[arg(long)]
+        outcome: Option<String>,
+        /// Only events about this target (an operation id, …).
+        #[arg(long)]
+        target: Option<String>,
     },
 }
 
@@ -245,14 +260,23 @@ async fn run(cli: Cli) -> Result<(), CliError> {
             format,
             since,
             until,
+            actor,
+            action,
+            environment,
+            outcome,
+            target,
         }) => {
             use futures_util::StreamExt;
             use std::io::Write;
             let format = crate::export::Format::parse(&format).map_err(CliError::Usage)?;
             let filter = crate::export::Filter {
+                actor,
+                action,
+                environment,
+                outcome,
+                target,
                 since,
                 until,
-                ..Default::default()
             };
             let rows = control
                 .export_audit(&operator, &meta, filter, format)

@@ -302,6 +302,28 @@ async fn audit_export_streams_json_lines_and_csv_and_refuses_an_unknown_format()
         "a header and four events: {csv}"
     );
 
+    // Filters combine, as on the page and in the API.
+    let out = setup
+        .cli(
+            &[
+                "audit",
+                "export",
+                "--format",
+                "jsonl",
+                "--action",
+                "user.add",
+                "--outcome",
+                "succeeded",
+                "--target",
+                "bob",
+            ],
+            None,
+        )
+        .await;
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(text.lines().count(), 1, "{text}");
+    assert!(text.contains("\"target\":\"bob\""), "{text}");
+
     let out = setup
         .cli(&["audit", "export", "--format", "xml"], None)
         .await;
