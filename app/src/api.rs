@@ -5,8 +5,8 @@
 
 use crate::error::AppError;
 use crate::model::{
-    AdminView, AuditDetail, AuditQuery, AuditView, EnvironmentPage, MigrationsView, NewToken,
-    OperationView, Overview, ReleaseView, RollbackView, RunView,
+    AdminView, AuditDetail, AuditView, EnvironmentPage, MigrationsView, NewToken, OperationView,
+    Overview, ReleaseView, RollbackView, RunView,
 };
 use leptos::prelude::*;
 
@@ -181,7 +181,7 @@ pub async fn get_audit(
     until: Option<String>,
     before: Option<i64>,
 ) -> Result<AuditView, AppError> {
-    let query = AuditQuery {
+    let query = crate::model::AuditQuery {
         actor,
         action,
         environment,
