@@ -21,6 +21,21 @@ pub struct Filter {
     pub until: Option<String>,
 }
 
+impl From<&app::model::AuditQuery> for Filter {
+    /// The review screen's filters (its page cursor is not a filter).
+    fn from(query: &app::model::AuditQuery) -> Filter {
+        Filter {
+            actor: query.actor.clone(),
+            action: query.action.clone(),
+            environment: query.environment.clone(),
+            outcome: query.outcome.clone(),
+            target: query.target.clone(),
+            since: query.since.clone(),
+            until: query.until.clone(),
+        }
+    }
+}
+
 impl Filter {
     /// Checks the times and normalises them to the store's format, so they
     /// compare as text; Err names the bad parameter.

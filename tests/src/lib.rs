@@ -464,3 +464,27 @@ pub async fn wait_for_live_releases(panel: &str, cookie: &str, limit: Duration) 
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
+
+/// The state of operation `id` once it has left `running`, polling the
+/// panel at `panel` (`/api/v1/operations/{id}`) for up to 60 s; still
+/// `running` when it has not.
+pub async fn settled_state(panel: &str, cookie: &str, id: &str) -> String {
+    let mut state = String::new();
+    for _ in 0..300 {
+        let op: serde_json::Value = http()
+            .get(format!("{panel}/api/v1/operations/{id}"))
+            .header("Cookie", cookie)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        state = op["brief"]["state"].as_str().unwrap_or_default().to_owned();
+        if state != "running" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    state
+}

@@ -574,23 +574,7 @@ async fn a_lead_filters_the_trail_to_a_break_glass_rollback_opens_it_and_marks_i
         .as_str()
         .unwrap_or_else(|| panic!("{started}"))
         .to_owned();
-    let mut state = String::new();
-    for _ in 0..300 {
-        let op: serde_json::Value = http()
-            .get(format!("{}/api/v1/operations/{id}", sandbox.panel()))
-            .header("Cookie", &dana)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        state = op["brief"]["state"].as_str().unwrap_or_default().to_owned();
-        if state != "running" {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    let state = flightdeck_tests::settled_state(sandbox.panel(), &dana, &id).await;
     assert_eq!(state, "succeeded");
 
     // The lead sees it in the queue, filters the trail down to it with

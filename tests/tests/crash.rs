@@ -189,23 +189,7 @@ async fn a_panel_killed_at_every_step_boundary_finishes_the_rollback_after_a_res
             "{boundary}: the operation was created before the kill"
         );
         let id = json(replay).await["id"].as_str().unwrap().to_owned();
-        let mut state = String::new();
-        for _ in 0..300 {
-            let op = json(
-                http()
-                    .get(panel.at(&format!("/api/v1/operations/{id}")))
-                    .header("Cookie", &cookie)
-                    .send()
-                    .await
-                    .unwrap(),
-            )
-            .await;
-            state = op["brief"]["state"].as_str().unwrap().to_owned();
-            if state != "running" {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
+        let state = flightdeck_tests::settled_state(&panel.url, &cookie, &id).await;
         assert!(
             state == "succeeded" || state == "needs_attention",
             "{boundary}: {state}"

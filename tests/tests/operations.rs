@@ -84,23 +84,9 @@ impl Api {
     }
 
     async fn operation_state(&self, id: &str) -> String {
-        for _ in 0..300 {
-            let op: Value = http()
-                .get(self.url(&format!("/api/v1/operations/{id}")))
-                .header("Cookie", &self.admin)
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
-            let state = op["brief"]["state"].as_str().unwrap().to_owned();
-            if state != "running" {
-                return state;
-            }
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-        panic!("operation {id} still running after 60 s");
+        let state = flightdeck_tests::settled_state(self.sandbox.panel(), &self.admin, id).await;
+        assert_ne!(state, "running", "operation {id} still running after 60 s");
+        state
     }
 }
 
@@ -391,20 +377,7 @@ async fn two_panel_processes_on_one_postgresql_store_start_one_rollback_for_fift
     assert_eq!(statuses.get(&202).map(Vec::len), Some(1), "{statuses:?}");
     assert_eq!(statuses.get(&409).map(Vec::len), Some(49), "{statuses:?}");
     let id = statuses[&202][0]["id"].as_str().unwrap().to_owned();
-    let mut state = String::new();
-    for _ in 0..300 {
-        let op: Value = panels[1]
-            .get(&format!("/api/v1/operations/{id}"), Some(&cookie))
-            .await
-            .json()
-            .await
-            .unwrap();
-        state = op["brief"]["state"].as_str().unwrap().to_owned();
-        if state != "running" {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    let state = flightdeck_tests::settled_state(&panels[1].url, &cookie, &id).await;
     assert_eq!(state, "succeeded");
     let calls: Value = http()
         .get(format!("{}/_sandbox/calls", sandbox.printed["render"]))

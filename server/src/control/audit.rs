@@ -184,17 +184,9 @@ impl ControlPlane {
         query: &AuditQuery,
         limit: i64,
     ) -> Result<(Vec<AuditEventView>, Option<i64>), ControlError> {
-        let filter = Filter {
-            actor: query.actor.clone(),
-            action: query.action.clone(),
-            environment: query.environment.clone(),
-            outcome: query.outcome.clone(),
-            target: query.target.clone(),
-            since: query.since.clone(),
-            until: query.until.clone(),
-        }
-        .normalised()
-        .map_err(ControlError::Invalid)?;
+        let filter = Filter::from(query)
+            .normalised()
+            .map_err(ControlError::Invalid)?;
         // One more than shown tells whether there is a next page.
         let mut events = self
             .store
@@ -331,10 +323,8 @@ impl ControlPlane {
             .await?;
         let note = note.trim();
         let refuse = async |error: ControlError| -> Result<ReviewMark, ControlError> {
-            let event = NewEvent::new(actor.record(), "audit.review", Outcome::Denied, meta)
-                .target(item)
-                .error(error.to_string());
-            self.store.append_audit(&event).await?;
+            self.record_refusal(Some(actor), "audit.review", item, &error.to_string(), meta)
+                .await?;
             Err(error)
         };
         if note.is_empty() {

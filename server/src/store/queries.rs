@@ -5,6 +5,10 @@
 /// 3.32; sqlx bundles a newer SQLite) and PostgreSQL's (65,535).
 const INSERT_ROWS: usize = 1_000;
 
+/// Every column of an audit event, in [`crate::audit::AuditEvent`]'s order.
+pub(crate) const AUDIT_COLUMNS: &str = "seq, id, at, actor_kind, actor_id, actor_name, actor_role, \
+     action, environment, target, params, outcome, error, request_id, ip, user_agent, prev_hash, hash";
+
 /// Expands the query functions for one sqlx database type.
 macro_rules! backend_queries {
     ($module:ident, $db:ty) => {
@@ -233,11 +237,10 @@ macro_rules! backend_queries {
             }
 
             pub async fn audit_page(pool: &Pool, after: i64, limit: i64) -> Result<Vec<AuditEvent>, StoreError> {
-                Ok(sqlx::query_as::<_, AuditEvent>(
-                    "SELECT seq, id, at, actor_kind, actor_id, actor_name, actor_role, action, environment, \
-                     target, params, outcome, error, request_id, ip, user_agent, prev_hash, hash \
-                     FROM audit_events WHERE seq > $1 ORDER BY seq LIMIT $2",
-                )
+                Ok(sqlx::query_as::<_, AuditEvent>(&format!(
+                    "SELECT {} FROM audit_events WHERE seq > $1 ORDER BY seq LIMIT $2",
+                    super::AUDIT_COLUMNS
+                ))
                 .bind(after)
                 .bind(limit)
                 .fetch_all(pool)
@@ -255,11 +258,7 @@ macro_rules! backend_queries {
                 limit: i64,
             ) -> Result<Vec<AuditEvent>, StoreError> {
                 // Only placeholders are formatted in; every value is bound.
-                let mut sql = String::from(
-                    "SELECT seq, id, at, actor_kind, actor_id, actor_name, actor_role, action, environment, \
-                     target, params, outcome, error, request_id, ip, user_agent, prev_hash, hash \
-                     FROM audit_events WHERE ",
-                );
+                let mut sql = format!("SELECT {} FROM audit_events WHERE ", super::AUDIT_COLUMNS);
                 sql.push_str(if newest_first { "seq < $1" } else { "seq > $1" });
                 let mut values: Vec<&str> = Vec::new();
                 for (column, op, value) in [

@@ -4,6 +4,7 @@
 //! the same item fail, on one panel or several sharing a PostgreSQL store.
 
 use super::operations::{OPERATION_COLUMNS, OperationRow};
+use super::queries::AUDIT_COLUMNS;
 use super::{Store, StoreError};
 use crate::audit::{AuditEvent, NewEvent};
 use serde::Serialize;
@@ -101,8 +102,7 @@ macro_rules! review_queries {
                 // One placeholder per environment; the values are bound.
                 let places: Vec<String> = (0..production.len()).map(|i| format!("${}", i + 2)).collect();
                 let sql = format!(
-                    "SELECT seq, id, at, actor_kind, actor_id, actor_name, actor_role, action, environment, \
-                     target, params, outcome, error, request_id, ip, user_agent, prev_hash, hash \
+                    "SELECT {AUDIT_COLUMNS} \
                      FROM audit_events e WHERE e.outcome = 'denied' AND e.environment IN ({}) \
                      AND NOT EXISTS (SELECT 1 FROM audit_reviews r WHERE r.item = 'event:' || CAST(e.seq AS TEXT)) \
                      ORDER BY e.seq DESC LIMIT $1",
@@ -126,11 +126,9 @@ macro_rules! review_queries {
             }
 
             pub async fn event(pool: &P, seq: i64) -> Result<Option<AuditEvent>, StoreError> {
-                Ok(sqlx::query_as::<_, AuditEvent>(
-                    "SELECT seq, id, at, actor_kind, actor_id, actor_name, actor_role, action, environment, \
-                     target, params, outcome, error, request_id, ip, user_agent, prev_hash, hash \
-                     FROM audit_events WHERE seq = $1",
-                )
+                Ok(sqlx::query_as::<_, AuditEvent>(&format!(
+                    "SELECT {AUDIT_COLUMNS} FROM audit_events WHERE seq = $1"
+                ))
                 .bind(seq)
                 .fetch_optional(pool)
                 .await?)
