@@ -1,12 +1,19 @@
 //! The frame around every signed-in page: navigation, who is signed in, sign-out.
 
 use crate::error::AppError;
+use crate::live::LiveRefresh;
 use crate::model::{Role, Viewer};
 use leptos::prelude::*;
 
-/// Navigation and the signed-in person above the page's content.
+/// Navigation and the signed-in person above the page's content. `follow`
+/// names the changes that refresh the page live (see [`crate::live::follows`]):
+/// an environment, `*` for all, or nothing.
 #[component]
-pub fn Layout(viewer: Viewer, children: Children) -> impl IntoView {
+pub fn Layout(
+    viewer: Viewer,
+    #[prop(optional, into)] follow: String,
+    children: Children,
+) -> impl IntoView {
     let audit_link = viewer
         .role
         .allows(Role::Lead)
@@ -15,15 +22,10 @@ pub fn Layout(viewer: Viewer, children: Children) -> impl IntoView {
         .role
         .allows(Role::Admin)
         .then(|| view! { <a href="/admin" id="nav-admin">"Admin"</a> });
-    // Signed-in pages follow the server's changes once hydrated.
-    #[cfg(feature = "hydrate")]
-    {
-        let changes = crate::live::use_live_changes();
-        Effect::new(move |_| crate::live::connect(changes));
-    }
     view! {
         <header class="topbar">
             <a class="brand" href="/">"Flightdeck"</a>
+            <LiveRefresh scope=follow/>
             <nav>
                 <a href="/">"Overview"</a>
                 {audit_link}

@@ -27,7 +27,7 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
             <head>
                 <meta charset="utf-8"/>
                 <meta name="viewport" content="width=device-width, initial-scale=1"/>
-                <HydrationScripts options/>
+                <HydrationScripts options islands=true/>
                 <MetaTags/>
             </head>
             <body>
@@ -58,11 +58,11 @@ fn set_content_security_policy() {
 }
 
 /// The router. Every page renders fully on the server (`SsrMode::Async`) so
-/// that it works without JavaScript; hydration then makes it interactive.
+/// that it works without JavaScript; only the islands (live refresh, the
+/// environment filter, the token form) run in the browser.
 #[component]
 pub fn App() -> impl IntoView {
     provide_meta_context();
-    live::LiveChanges::provide();
     view! {
         <Stylesheet id="flightdeck" href="/pkg/flightdeck.css"/>
         <Title text="Flightdeck"/>

@@ -188,6 +188,52 @@ async fn a_person_signs_in_sees_the_overview_uses_it_interactively_and_signs_out
     );
     assert!(is_shown(&browser, "[data-env=production]").await);
 
+    // The admin page's token form is an island: the reply shows the token
+    // once and the list below gains it, without a reload.
+    browser.goto(&panel.at("/admin")).await.unwrap();
+    wait_for_hydration(&browser).await;
+    browser
+        .execute("window.__same_page = true; return null;", vec![])
+        .await
+        .unwrap();
+    assert_eq!(rows(&browser, "#tokens tbody tr").await, 0);
+    fill_in(&browser, "#create-token input[name=label]", "deploy gate").await;
+    click(&browser, "#create-token button[type=submit]").await;
+    let secret = text_of(&browser, "#token-secret").await;
+    assert!(secret.len() > 20, "{secret}");
+    let mut listed = 0;
+    for _ in 0..50 {
+        listed = rows(&browser, "#tokens tbody tr").await;
+        if listed == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(listed, 1, "the new token is listed");
+    let table = text_of(&browser, "#tokens").await;
+    assert!(
+        table.contains("deploy gate") && !table.contains(&secret),
+        "{table}"
+    );
+    let same_page = browser
+        .execute("return window.__same_page === true && document.querySelector('#token-secret') !== null;", vec![])
+        .await
+        .unwrap();
+    assert_eq!(
+        same_page,
+        serde_json::json!(true),
+        "without a reload, the token still shown"
+    );
+    // Revoking is a plain form: the server sends the browser back here.
+    click(&browser, "#tokens tbody tr button.danger").await;
+    browser
+        .wait()
+        .at_most(Duration::from_secs(10))
+        .for_element(Locator::Css("#tokens tbody tr .status.revoked"))
+        .await
+        .expect("the token shows as revoked");
+    assert_eq!(browser.current_url().await.unwrap().path(), "/admin");
+
     browser
         .find(Locator::Css("#sign-out"))
         .await

@@ -224,6 +224,7 @@ fn run(extra: &[String]) -> Result<(), String> {
 fn bench() -> Result<(), String> {
     tools(false)?;
     status(command("cargo").args(["leptos", "build", "--release"]))?;
+    bundle_size()?;
     for bench in ["overview", "webhooks", "audit"] {
         status(
             command("cargo")
@@ -232,6 +233,29 @@ fn bench() -> Result<(), String> {
                 .env("FLIGHTDECK_BIN", target_dir().join("release/flightdeck")),
         )?;
     }
+    Ok(())
+}
+
+/// Prints the size of the release browser bundle (the wasm, and the wasm
+/// and its JavaScript glue with `gzip -9`, as DESIGN §11 counts it).
+fn bundle_size() -> Result<(), String> {
+    let pkg = site_root().join("pkg");
+    let mut total_gzip = 0;
+    for file in ["flightdeck.wasm", "flightdeck.js"] {
+        let path = pkg.join(file);
+        let raw = std::fs::metadata(&path)
+            .map_err(|e| format!("{}: {e}", path.display()))?
+            .len();
+        let gzip = output_of(
+            "sh",
+            &["-c", &format!("gzip -9 -c '{}' | wc -c", path.display())],
+        )
+        .and_then(|out| out.trim().parse::<u64>().ok())
+        .ok_or("cannot run gzip")?;
+        total_gzip += gzip;
+        println!("bundle: {file} {raw} bytes, {gzip} bytes with gzip -9");
+    }
+    println!("bundle: {total_gzip} bytes with gzip -9 in all (DESIGN §11: at most 250 KB)");
     Ok(())
 }
 

@@ -9,20 +9,11 @@ use leptos_meta::Title;
 /// The admin page.
 #[component]
 pub fn AdminPage() -> impl IntoView {
+    // Disabling and revoking are plain forms: the server function answers
+    // a form post by sending the browser back to this page.
     let disable = ServerAction::<DisableAccount>::new();
-    let create = ServerAction::<CreateToken>::new();
     let revoke = ServerAction::<RevokeToken>::new();
-    // Keyed on the actions' versions so a change refreshes the lists.
-    let view_data = Resource::new(
-        move || {
-            (
-                disable.version().get(),
-                create.version().get(),
-                revoke.version().get(),
-            )
-        },
-        |_| get_admin_view(),
-    );
+    let view_data = Resource::new(|| (), |_| get_admin_view());
     view! {
         <Title text="Admin · Flightdeck"/>
         <Transition fallback=|| view! { <p class="loading">"Loading…"</p> }>
@@ -40,7 +31,7 @@ pub fn AdminPage() -> impl IntoView {
                                 "A token acts as its account, with the account's role; every use is in the audit trail. "
                                 "Also: " <code>"flightdeck token create NAME --label LABEL"</code> "."
                             </p>
-                            <NewTokenForm accounts=data.accounts create/>
+                            <NewTokenForm accounts=data.accounts/>
                             <TokenTable tokens=data.tokens revoke/>
                         </Layout>
                     }
@@ -90,10 +81,17 @@ fn AccountTable(accounts: Vec<Account>, disable: ServerAction<DisableAccount>) -
     }
 }
 
-/// Creates a token; the reply shows it once (this page needs JavaScript
-/// for that; without it use `flightdeck token create`).
-#[component]
-fn NewTokenForm(accounts: Vec<Account>, create: ServerAction<CreateToken>) -> impl IntoView {
+/// Creates a token; the reply shows it once (this island needs JavaScript
+/// for that; without it use `flightdeck token create`). The token list
+/// below is refreshed after each creation.
+#[island]
+fn NewTokenForm(accounts: Vec<Account>) -> impl IntoView {
+    let create = ServerAction::<CreateToken>::new();
+    Effect::new(move |_| {
+        if create.version().get() > 0 {
+            crate::live::refresh_page();
+        }
+    });
     let options = accounts
         .into_iter()
         .filter(|a| !a.disabled)

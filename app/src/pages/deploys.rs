@@ -3,7 +3,6 @@
 use super::parts::{Commit, EnvHeader, ErrorFlash, RelTime, Section, Status, use_env};
 use crate::api::get_deploys;
 use crate::layout::{ErrorPanel, Layout};
-use crate::live::use_live_changes;
 use crate::model::ReleaseView;
 use crate::timefmt;
 use leptos::prelude::*;
@@ -13,11 +12,7 @@ use leptos_meta::Title;
 #[component]
 pub fn DeploysPage() -> impl IntoView {
     let env = use_env();
-    let changes = use_live_changes();
-    let page = Resource::new(
-        move || (env.get(), changes.of(&env.read())),
-        |(env, _)| get_deploys(env),
-    );
+    let page = Resource::new(move || env.get(), |env| get_deploys(env));
     view! {
         <Title text=move || format!("{} deploys · Flightdeck", env.get())/>
         <Transition fallback=|| view! { <p class="loading">"Loading…"</p> }>
@@ -31,7 +26,7 @@ pub fn DeploysPage() -> impl IntoView {
                             .allows(crate::model::Role::Deployer)
                             .then(|| view! { <DeployForm env=page.environment.name.clone()/> });
                         view! {
-                            <Layout viewer=page.viewer>
+                            <Layout viewer=page.viewer follow=page.environment.name.clone()>
                                 <EnvHeader
                                     environment=page.environment
                                     stale=page.stale

@@ -6,7 +6,6 @@
 use super::parts::{EnvHeader, Section, Status, short_sha, use_env};
 use crate::api::get_migrations;
 use crate::layout::{ErrorPanel, Layout};
-use crate::live::use_live_changes;
 use crate::model::{MigrationsView, RevisionView};
 use leptos::prelude::*;
 use leptos_meta::Title;
@@ -15,11 +14,7 @@ use leptos_meta::Title;
 #[component]
 pub fn MigrationsPage() -> impl IntoView {
     let env = use_env();
-    let changes = use_live_changes();
-    let page = Resource::new(
-        move || (env.get(), changes.of(&env.read())),
-        |(env, _)| get_migrations(env),
-    );
+    let page = Resource::new(move || env.get(), |env| get_migrations(env));
     view! {
         <Title text=move || format!("{} migrations · Flightdeck", env.get())/>
         <Transition fallback=|| view! { <p class="loading">"Loading…"</p> }>
@@ -28,7 +23,7 @@ pub fn MigrationsPage() -> impl IntoView {
                     Ok(page) => {
                         let here = Section::Migrations.href(&page.environment.name);
                         view! {
-                            <Layout viewer=page.viewer>
+                            <Layout viewer=page.viewer follow=page.environment.name.clone()>
                                 <EnvHeader
                                     environment=page.environment
                                     stale=page.stale

@@ -5,7 +5,6 @@
 use super::parts::{ErrorFlash, OutLink, RelTime, Status};
 use crate::api::get_operation;
 use crate::layout::{ErrorPanel, Layout};
-use crate::live::use_live_changes;
 use crate::model::{OperationStepView, OperationView};
 use leptos::prelude::*;
 use leptos_meta::Title;
@@ -15,18 +14,14 @@ use leptos_meta::Title;
 pub fn OperationPage() -> impl IntoView {
     let params = leptos_router::hooks::use_params_map();
     let id = Memo::new(move |_| params.read().get("id").unwrap_or_default());
-    let changes = use_live_changes();
-    let page = Resource::new(
-        move || (id.get(), changes.total()),
-        |(id, _)| get_operation(id),
-    );
+    let page = Resource::new(move || id.get(), get_operation);
     view! {
         <Title text=move || format!("Operation {} · Flightdeck", id.get())/>
         <Transition fallback=|| view! { <p class="loading">"Loading…"</p> }>
             {move || Suspend::new(async move {
                 match page.await {
                     Ok(op) => view! {
-                        <Layout viewer=op.viewer.clone()>
+                        <Layout viewer=op.viewer.clone() follow=crate::live::ALL>
                             <Operation op/>
                         </Layout>
                     }

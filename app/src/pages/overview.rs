@@ -7,7 +7,6 @@ use super::parts::{
 };
 use crate::api::get_overview;
 use crate::layout::{ErrorPanel, Layout};
-use crate::live::use_live_changes;
 use crate::model::{
     DatabaseView, EnvironmentView, LockView, OneClick, OperationBrief, ReleaseView, Role, RunView,
     Viewer,
@@ -15,18 +14,17 @@ use crate::model::{
 use leptos::prelude::*;
 use leptos_meta::Title;
 
-/// The overview page. It refetches when any environment changes.
+/// The overview page. It follows changes of every environment.
 #[component]
 pub fn OverviewPage() -> impl IntoView {
-    let changes = use_live_changes();
-    let overview = Resource::new(move || changes.total(), |_| get_overview());
+    let overview = Resource::new(|| (), |_| get_overview());
     view! {
         <Title text="Overview · Flightdeck"/>
         <Transition fallback=|| view! { <p class="loading">"Loading…"</p> }>
             {move || Suspend::new(async move {
                 match overview.await {
                     Ok(o) => view! {
-                        <Layout viewer=o.viewer.clone()>
+                        <Layout viewer=o.viewer.clone() follow=crate::live::ALL>
                             {o.chain.map(|chain| view! { <super::audit::Chain chain/> })}
                             <EnvironmentList environments=o.environments viewer=o.viewer/>
                         </Layout>
@@ -43,28 +41,19 @@ pub fn OverviewPage() -> impl IntoView {
 /// (once the page is hydrated; without JavaScript all are shown).
 #[component]
 fn EnvironmentList(environments: Vec<EnvironmentView>, viewer: Viewer) -> impl IntoView {
-    let (filter, set_filter) = signal(String::new());
     let count = environments.len();
     let cards = environments
         .into_iter()
         .map(|env| {
-            let name = env.summary.name.clone();
-            let hidden = move || !name.contains(filter.read().trim());
             let viewer = viewer.clone();
-            view! { <EnvironmentCard env hidden viewer/> }
+            view! { <EnvironmentCard env viewer/> }
         })
         .collect_view();
     view! {
         <div class="page-head">
             <h1>"Environments"</h1>
             <a class="refresh" href="/">"Refresh"</a>
-            <input
-                type="search"
-                id="env-filter"
-                placeholder="Filter environments"
-                aria-label="Filter environments"
-                on:input=move |ev| set_filter.set(event_target_value(&ev))
-            />
+            <EnvironmentFilter/>
         </div>
         <ErrorFlash/>
         {(count == 0).then(|| view! {
@@ -74,12 +63,56 @@ fn EnvironmentList(environments: Vec<EnvironmentView>, viewer: Viewer) -> impl I
     }
 }
 
+/// The filter box: hides the cards (`[data-env]`) whose name does not
+/// contain the text, again after each live refresh of the list.
+#[island]
+fn EnvironmentFilter() -> impl IntoView {
+    let (filter, set_filter) = signal(String::new());
+    #[cfg(feature = "hydrate")]
+    {
+        Effect::new(move |_| hide_unmatched(&filter.read()));
+        let handle = window_event_listener_untyped(crate::live::REFRESHED, move |_| {
+            hide_unmatched(&filter.read_untracked())
+        });
+        // The filter lives as long as the page.
+        std::mem::forget(handle);
+    }
+    // Read only in the browser.
+    #[cfg(not(feature = "hydrate"))]
+    let _ = filter;
+    view! {
+        <input
+            type="search"
+            id="env-filter"
+            placeholder="Filter environments"
+            aria-label="Filter environments"
+            on:input=move |ev| set_filter.set(event_target_value(&ev))
+        />
+    }
+}
+
+#[cfg(feature = "hydrate")]
+fn hide_unmatched(filter: &str) {
+    let filter = filter.trim();
+    let Ok(cards) = document().query_selector_all("ul.environments > li[data-env]") else {
+        return;
+    };
+    for index in 0..cards.length() {
+        let Some(card) = cards
+            .item(index)
+            .and_then(|node| wasm_bindgen::JsCast::dyn_into::<web_sys::Element>(node).ok())
+        else {
+            continue;
+        };
+        let name = card.get_attribute("data-env").unwrap_or_default();
+        let _ = card
+            .class_list()
+            .toggle_with_force("hidden", !name.contains(filter));
+    }
+}
+
 #[component]
-fn EnvironmentCard(
-    env: EnvironmentView,
-    hidden: impl Fn() -> bool + Send + Sync + 'static,
-    viewer: Viewer,
-) -> impl IntoView {
+fn EnvironmentCard(env: EnvironmentView, viewer: Viewer) -> impl IntoView {
     let summary = env.summary;
     let missing = (!summary.missing_secrets.is_empty()).then(|| {
         let names = summary.missing_secrets.join(", ");
@@ -89,7 +122,7 @@ fn EnvironmentCard(
     });
     let name = summary.name.clone();
     view! {
-        <li class="env card" class:hidden=hidden data-env=summary.name.clone()>
+        <li class="env card" data-env=summary.name.clone()>
             <h2><a href=Section::Timeline.href(&name)>{summary.name.clone()}</a></h2>
             <StaleBanners notices=env.stale/>
             {env.lock.map(lock_line)}

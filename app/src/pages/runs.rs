@@ -5,7 +5,6 @@ use super::parts::{EnvHeader, OutLink, RelTime, Section, Status, run_word, short
 use crate::api::{get_run, get_runs};
 use crate::error::AppError;
 use crate::layout::{ErrorPanel, Layout};
-use crate::live::use_live_changes;
 use crate::model::{JobView, RunView, StepView};
 use crate::timefmt;
 use leptos::prelude::*;
@@ -16,11 +15,7 @@ use leptos_router::hooks::use_params_map;
 #[component]
 pub fn RunsPage() -> impl IntoView {
     let env = use_env();
-    let changes = use_live_changes();
-    let page = Resource::new(
-        move || (env.get(), changes.of(&env.read())),
-        |(env, _)| get_runs(env),
-    );
+    let page = Resource::new(move || env.get(), |env| get_runs(env));
     view! {
         <Title text=move || format!("{} runs · Flightdeck", env.get())/>
         <Transition fallback=|| view! { <p class="loading">"Loading…"</p> }>
@@ -29,7 +24,7 @@ pub fn RunsPage() -> impl IntoView {
                     Ok(page) => {
                         let here = Section::Runs.href(&page.environment.name);
                         view! {
-                            <Layout viewer=page.viewer>
+                            <Layout viewer=page.viewer follow=page.environment.name.clone()>
                                 <EnvHeader
                                     environment=page.environment
                                     stale=page.stale
@@ -115,10 +110,9 @@ pub fn RunPage() -> impl IntoView {
             .get("id")
             .and_then(|id| id.parse::<u64>().ok())
     });
-    let changes = use_live_changes();
     let page = Resource::new(
-        move || (id.get(), changes.total()),
-        |(id, _)| async move {
+        move || id.get(),
+        |id| async move {
             match id {
                 Some(id) => get_run(id).await,
                 None => Err(AppError::NotFound("That run".into())),
@@ -140,7 +134,7 @@ pub fn RunPage() -> impl IntoView {
                             .allows(crate::model::Role::Deployer)
                             .then(|| run_actions(run.id, run.status == "completed"));
                         view! {
-                            <Layout viewer=page.viewer>
+                            <Layout viewer=page.viewer follow=page.environment.name.clone()>
                                 <EnvHeader
                                     environment=page.environment
                                     stale=page.stale

@@ -4,7 +4,6 @@
 use super::parts::{Commit, EnvHeader, RelTime, Section, Status, use_env};
 use crate::api::get_timeline;
 use crate::layout::{ErrorPanel, Layout};
-use crate::live::use_live_changes;
 use crate::model::ReleaseView;
 use leptos::prelude::*;
 use leptos_meta::Title;
@@ -13,11 +12,7 @@ use leptos_meta::Title;
 #[component]
 pub fn TimelinePage() -> impl IntoView {
     let env = use_env();
-    let changes = use_live_changes();
-    let page = Resource::new(
-        move || (env.get(), changes.of(&env.read())),
-        |(env, _)| get_timeline(env),
-    );
+    let page = Resource::new(move || env.get(), |env| get_timeline(env));
     view! {
         <Title text=move || format!("{} releases · Flightdeck", env.get())/>
         <Transition fallback=|| view! { <p class="loading">"Loading…"</p> }>
@@ -26,7 +21,7 @@ pub fn TimelinePage() -> impl IntoView {
                     Ok(page) => {
                         let here = Section::Timeline.href(&page.environment.name);
                         view! {
-                            <Layout viewer=page.viewer>
+                            <Layout viewer=page.viewer follow=page.environment.name.clone()>
                                 <EnvHeader
                                     environment=page.environment
                                     stale=page.stale

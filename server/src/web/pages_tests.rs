@@ -346,6 +346,17 @@ async fn the_overview_shows_each_environment_live_ci_database_last_good_and_stal
     let (status, html) = panel.page("/", &cookie).await;
     assert_eq!(status, StatusCode::OK);
     assert!(html.contains("id=\"env-filter\""), "{html}");
+    // Islands: the browser gets the live refresh and the filter box to
+    // hydrate, never the page's data a second time as hydration data.
+    assert!(
+        html.contains("<leptos-island data-component=\"LiveRefresh"),
+        "{html}"
+    );
+    assert!(
+        html.contains("<leptos-island data-component=\"EnvironmentFilter"),
+        "{html}"
+    );
+    assert_eq!(html.matches("Ship the search page").count(), 1, "{html}");
     let production = row(&html, "data-env=\"production\"");
     assert!(production.contains("Ship the search page"), "{production}");
     assert!(production.contains("3333333"), "{production}");
