@@ -199,7 +199,15 @@ async fn a_person_signs_in_sees_the_overview_uses_it_interactively_and_signs_out
     assert_eq!(rows(&browser, "#tokens tbody tr").await, 0);
     fill_in(&browser, "#create-token input[name=label]", "deploy gate").await;
     click(&browser, "#create-token button[type=submit]").await;
-    let secret = text_of(&browser, "#token-secret").await;
+    let secret = browser
+        .wait()
+        .at_most(Duration::from_secs(10))
+        .for_element(Locator::Css("#token-secret"))
+        .await
+        .expect("the reply shows the token")
+        .text()
+        .await
+        .unwrap();
     assert!(secret.len() > 20, "{secret}");
     let mut listed = 0;
     for _ in 0..50 {

@@ -356,7 +356,9 @@ async fn the_overview_shows_each_environment_live_ci_database_last_good_and_stal
         html.contains("<leptos-island data-component=\"EnvironmentFilter"),
         "{html}"
     );
-    assert_eq!(html.matches("Ship the search page").count(), 1, "{html}");
+    // The commit message twice: its hover title and its text, and no copy
+    // as hydration data.
+    assert_eq!(html.matches("Ship the search page").count(), 2, "{html}");
     let production = row(&html, "data-env=\"production\"");
     assert!(production.contains("Ship the search page"), "{production}");
     assert!(production.contains("3333333"), "{production}");
