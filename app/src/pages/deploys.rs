@@ -12,7 +12,7 @@ use leptos_meta::Title;
 #[component]
 pub fn DeploysPage() -> impl IntoView {
     let env = use_env();
-    let page = Resource::new(move || env.get(), |env| get_deploys(env));
+    let page = Resource::new(move || env.get(), get_deploys);
     view! {
         <Title text=move || format!("{} deploys · Flightdeck", env.get())/>
         <Transition fallback=|| view! { <p class="loading">"Loading…"</p> }>

@@ -14,7 +14,7 @@ use leptos_meta::Title;
 #[component]
 pub fn MigrationsPage() -> impl IntoView {
     let env = use_env();
-    let page = Resource::new(move || env.get(), |env| get_migrations(env));
+    let page = Resource::new(move || env.get(), get_migrations);
     view! {
         <Title text=move || format!("{} migrations · Flightdeck", env.get())/>
         <Transition fallback=|| view! { <p class="loading">"Loading…"</p> }>

@@ -15,7 +15,7 @@ use leptos_router::hooks::use_params_map;
 #[component]
 pub fn RunsPage() -> impl IntoView {
     let env = use_env();
-    let page = Resource::new(move || env.get(), |env| get_runs(env));
+    let page = Resource::new(move || env.get(), get_runs);
     view! {
         <Title text=move || format!("{} runs · Flightdeck", env.get())/>
         <Transition fallback=|| view! { <p class="loading">"Loading…"</p> }>

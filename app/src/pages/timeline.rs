@@ -12,7 +12,7 @@ use leptos_meta::Title;
 #[component]
 pub fn TimelinePage() -> impl IntoView {
     let env = use_env();
-    let page = Resource::new(move || env.get(), |env| get_timeline(env));
+    let page = Resource::new(move || env.get(), get_timeline);
     view! {
         <Title text=move || format!("{} releases · Flightdeck", env.get())/>
         <Transition fallback=|| view! { <p class="loading">"Loading…"</p> }>

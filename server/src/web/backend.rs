@@ -63,9 +63,8 @@ impl PanelBackend for WebBackend {
             .await
             .map_err(|e| app_error(e, &caller))?;
         // The page shows each branch's newest run as one line. Its jobs and
-        // steps, two thirds of what the page would otherwise serialize into
-        // its hydration data, stay on the run's own page (the REST API's
-        // `/environments` still carries them).
+        // steps stay on the run's own page (the REST API's `/environments`
+        // still carries them).
         for environment in &mut overview.environments {
             if let Some(run) = &mut environment.branch_head_run {
                 run.jobs = Vec::new();
