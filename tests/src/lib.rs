@@ -437,20 +437,25 @@ impl Sandbox {
     }
 }
 
+/// The JSON body of `GET url` sent with the session `cookie`.
+pub async fn get_json(url: &str, cookie: &str) -> serde_json::Value {
+    http()
+        .get(url)
+        .header("Cookie", cookie)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
 /// Waits until the panel at `panel` shows a live release for every
 /// environment (its sync has warmed the store), or panics after `limit`.
 pub async fn wait_for_live_releases(panel: &str, cookie: &str, limit: Duration) {
     let deadline = tokio::time::Instant::now() + limit;
     loop {
-        let environments: serde_json::Value = http()
-            .get(format!("{panel}/api/v1/environments"))
-            .header("Cookie", cookie)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let environments = get_json(&format!("{panel}/api/v1/environments"), cookie).await;
         let all_live = environments
             .as_array()
             .is_some_and(|envs| !envs.is_empty() && envs.iter().all(|e| !e["live"].is_null()));
@@ -471,15 +476,7 @@ pub async fn wait_for_live_releases(panel: &str, cookie: &str, limit: Duration) 
 pub async fn settled_state(panel: &str, cookie: &str, id: &str) -> String {
     let mut state = String::new();
     for _ in 0..300 {
-        let op: serde_json::Value = http()
-            .get(format!("{panel}/api/v1/operations/{id}"))
-            .header("Cookie", cookie)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let op = get_json(&format!("{panel}/api/v1/operations/{id}"), cookie).await;
         state = op["brief"]["state"].as_str().unwrap_or_default().to_owned();
         if state != "running" {
             break;
