@@ -269,7 +269,7 @@ fn rollback_offer(env: &str, one: OneClick, viewer: &Viewer) -> AnyView {
             <summary class="button danger">{label}</summary>
             <form method="post" action=format!("/actions/env/{env}/rollback") class="stack">
                 <input type="hidden" name="target_deploy_id" value=one.target_deploy_id/>
-                <input type="hidden" name="idempotency_key" value=one.idempotency_key/>
+                <input type="hidden" name={crate::api::IDEMPOTENCY_FIELD} value=one.idempotency_key/>
                 <input type="hidden" name="back" value="overview"/>
                 <label>"Reason" <input type="text" name="reason" required placeholder="What is wrong?"/></label>
                 <button type="submit" class="danger confirm-rollback">"Confirm the rollback"</button>

@@ -182,7 +182,7 @@ fn Plan(plan: RollbackView) -> impl IntoView {
             <p>"Needs " {needs_words.join(", ")} "."</p>
             {break_glass}
             <input type="hidden" name="target_deploy_id" value=target_id/>
-            <input type="hidden" name="idempotency_key" value=plan.idempotency_key.clone()/>
+            <input type="hidden" name={crate::api::IDEMPOTENCY_FIELD} value=plan.idempotency_key.clone()/>
             <input type="hidden" name="planned_branch_head" value=plan.branch_head.clone().unwrap_or_default()/>
             {plan.database.then(|| view! { <input type="hidden" name="database" value="on"/> })}
             {plan.revert_code.then(|| view! { <input type="hidden" name="revert_code" value="on"/> })}

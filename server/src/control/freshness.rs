@@ -30,7 +30,7 @@ use tokio::sync::OnceCell;
 pub const WINDOW: Duration = Duration::from_millis(5);
 
 /// What the caches are keyed on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Stamp {
     /// The audit trail's head. Every change to an account (and every
     /// sign-in and sign-out) appends an audit event in the same transaction

@@ -220,6 +220,20 @@ on_both_backends! {
         assert_eq!(verdict(t).await, Verdict::Broken { seq: 3, fault: ChainFault::Gap { found: 4 } });
     };
 
+    a_row_deleted_at_the_end_of_a_verify_slice_is_named_as_a_gap => async |t: &TestStore| {
+        // Verify reads the trail in slices of 5,000 seqs, several at once:
+        // the row that ends the second slice is gone, and a row far later
+        // is edited; the first fault in chain order is named.
+        let batch: Vec<NewEvent> = (0..12_000).map(|i| event("test.batch").target(format!("b{i}"))).collect();
+        t.store.append_audit_batch(&batch).await.unwrap();
+        assert_eq!(verdict(t).await, Verdict::Intact { count: 12_000 });
+        t.drop_audit_triggers().await;
+        t.exec("UPDATE audit_events SET target = 'forged' WHERE seq = 11000").await.unwrap();
+        assert_eq!(verdict(t).await, Verdict::Broken { seq: 11_000, fault: ChainFault::HashMismatch });
+        t.exec("DELETE FROM audit_events WHERE seq = 10000").await.unwrap();
+        assert_eq!(verdict(t).await, Verdict::Broken { seq: 10_000, fault: ChainFault::Gap { found: 10_001 } });
+    };
+
     two_swapped_rows_are_named_by_verify => async |t: &TestStore| {
         fill(&t.store, 6).await;
         t.drop_audit_triggers().await;

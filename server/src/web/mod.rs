@@ -8,6 +8,7 @@ pub mod events;
 mod forms;
 mod guard;
 mod ops;
+mod page_cache;
 mod rest;
 mod session_cache;
 mod webhooks;
@@ -53,6 +54,8 @@ pub struct Shared {
     pub changes: tokio::sync::broadcast::Sender<Change>,
     /// The sync, which webhooks poke.
     pub sync: crate::sync::Syncer,
+    /// The overview's rendered pages, kept for a moment.
+    pub pages: page_cache::PageCache,
 }
 
 impl AppState {
@@ -86,6 +89,7 @@ impl AppState {
             control,
             changes,
             sync,
+            pages: page_cache::PageCache::default(),
         }))
     }
 }
@@ -166,6 +170,7 @@ pub fn router(state: AppState) -> Router {
         .nest("/api/v1", rest::router())
         .nest("/actions", forms::router())
         .merge(pages)
+        .layer(from_fn_with_state(state.clone(), page_cache::overview))
         .layer(from_fn_with_state(state.clone(), guard::pages_need_sign_in))
         .layer(from_fn_with_state(
             state.clone(),

@@ -53,6 +53,7 @@ pub(crate) async fn metrics(State(state): State<AppState>) -> Response {
     let store = state.control.store();
     let mut out = String::new();
     crate::metrics::global().render_counters(&mut out);
+    state.pages.render_counters(&mut out);
     match store.operation_counts().await {
         Ok(counts) => crate::metrics::render_operations(&mut out, &counts),
         Err(error) => tracing::warn!(%error, "metrics: cannot count operations"),

@@ -263,9 +263,9 @@ fn revision(id: &str, down: &[&str], message: &str, data_loss: &[&str]) -> Revis
 /// Production: a good release, then one whose build failed (with a
 /// hostile commit message), then the live one, whose migrations are two
 /// ahead of the database; GitHub's last sync failed. Staging: nothing yet.
-async fn fill(control: &ControlPlane) {
-    let store = control.store();
-    let migrations = MigrationsAt {
+/// The migrations directory of the live commit: a1 → b2 → c3.
+fn migrations() -> MigrationsAt {
+    MigrationsAt {
         revisions: vec![
             revision("a1", &[], "create datasets", &[]),
             revision(
@@ -277,7 +277,12 @@ async fn fill(control: &ControlPlane) {
             revision("c3", &["b2"], "add search index", &[]),
         ],
         problems: vec![],
-    };
+    }
+}
+
+async fn fill(control: &ControlPlane) {
+    let store = control.store();
+    let migrations = migrations();
     store
         .upsert_commits(&[
             commit(GOOD_SHA, "Add the datasets page", "Ada", None),
@@ -1008,5 +1013,107 @@ async fn repeated_failed_sign_ins_get_429_with_retry_after_and_the_right_passwor
     assert!(html.contains("Too many failed sign-ins"), "{html}");
     // Another account signs in as usual.
     panel.sign_in_as("lee").await;
+    panel.stop().await;
+}
+
+/// The page cache's counters in this panel's `/metrics`: (hits, misses).
+async fn page_cache_counts(panel: &Panel) -> (u64, u64) {
+    let text = panel.get("/metrics", None).await.text().await.unwrap();
+    let count = |outcome: &str| -> u64 {
+        let needle = format!("flightdeck_page_cache_total{{outcome=\"{outcome}\"}} ");
+        text.lines()
+            .find_map(|l| l.strip_prefix(needle.as_str()))
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("no {needle} in {text}"))
+    };
+    (count("hit"), count("miss"))
+}
+
+/// The Content-Security-Policy nonce of a reply and its body.
+async fn nonce_and_body(reply: reqwest::Response) -> (String, String) {
+    let policy = reply.headers()[header::CONTENT_SECURITY_POLICY]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let start = policy.find("'nonce-").expect("a nonce") + "'nonce-".len();
+    let nonce = policy[start..start + policy[start..].find('\'').unwrap()].to_owned();
+    (nonce, reply.text().await.unwrap())
+}
+
+#[tokio::test]
+async fn the_overview_is_reused_per_person_with_fresh_nonces_and_keys_until_something_changes() {
+    let panel = Panel::start().await;
+    // The last good release has the live one's migrations and the database
+    // is at their head: rolling back changes no database, so the overview
+    // offers it in one click.
+    let store = &panel.store.as_ref().unwrap().store;
+    store
+        .upsert_commits(&[commit(
+            GOOD_SHA,
+            "Add the datasets page",
+            "Ada",
+            Some(migrations()),
+        )])
+        .await
+        .unwrap();
+    store
+        .set_database_state("production", &["c3".to_owned()])
+        .await
+        .unwrap();
+    let viewer = panel.sign_in().await;
+    let lead = panel.sign_in_as("lee").await;
+    assert_eq!(page_cache_counts(&panel).await, (0, 0));
+
+    // The lead's overview twice: rendered once, then reused, each time with
+    // its own nonce (header and scripts agree) and its own one-click key.
+    let mut keys = Vec::new();
+    let mut nonces = Vec::new();
+    for _ in 0..2 {
+        let reply = panel.get("/", Some(&lead)).await;
+        assert_eq!(reply.status(), StatusCode::OK);
+        let (nonce, html) = nonce_and_body(reply).await;
+        assert!(html.contains(&format!("nonce=\"{nonce}\"")), "{html}");
+        assert!(html.contains("Roll back to"), "{html}");
+        let field = "name=\"idempotency_key\" value=\"";
+        let at = html
+            .find(field)
+            .unwrap_or_else(|| panic!("a one-click form in {html}"))
+            + field.len();
+        keys.push(html[at..at + html[at..].find('"').unwrap()].to_owned());
+        nonces.push(nonce);
+    }
+    assert_eq!(page_cache_counts(&panel).await, (1, 1));
+    assert_ne!(nonces[0], nonces[1]);
+    assert_ne!(keys[0], keys[1]);
+    assert!(keys.iter().all(|k| k.len() == 32), "{keys:?}");
+
+    // Another person gets their own page, not the lead's.
+    let (_, html) = panel.page("/", &viewer).await;
+    assert!(html.contains("<span id=\"who\">vera</span>"), "{html}");
+    assert!(!html.contains("nav-audit"), "{html}");
+    assert_eq!(page_cache_counts(&panel).await, (1, 2));
+    // A page with a query (a refusal's message) is never kept.
+    let (status, _) = panel.page("/?refused=x", &viewer).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(page_cache_counts(&panel).await, (1, 2));
+
+    // A change (an audited lock) shows on the very next view.
+    let locked = panel
+        .client
+        .put(format!(
+            "{}/api/v1/environments/production/lock",
+            panel.base
+        ))
+        .header(header::ORIGIN, &panel.base)
+        .header(header::COOKIE, &lead)
+        .json(&serde_json::json!({ "reason": "release freeze" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(locked.status(), StatusCode::OK);
+    let (_, html) = panel.page("/", &lead).await;
+    let production = row(&html, "data-env=\"production\"");
+    assert!(production.contains("release freeze"), "{production}");
+    assert_eq!(page_cache_counts(&panel).await, (1, 3));
     panel.stop().await;
 }
