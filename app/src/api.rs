@@ -10,11 +10,11 @@ use crate::model::{
 };
 use leptos::prelude::*;
 
-#[cfg(feature = "ssr")]
 /// The form field that carries a rollback's Idempotency-Key. Each page
 /// view gets fresh keys; the server's page cache finds them by this name.
 pub const IDEMPOTENCY_FIELD: &str = "idempotency_key";
 
+#[cfg(feature = "ssr")]
 pub mod backend {
     //! The seam between the pages and the server's application layer.
 
