@@ -6,7 +6,11 @@
 //! It starts `flightdeck sandbox`, signs in, waits until the sync has warmed
 //! the store (every environment shows a live release), then sends GET / with
 //! the session cookie from `CONCURRENCY` connections for `SECONDS`, and the
-//! same load to a handler that only answers "ok". Figures go to stdout.
+//! same load to a handler that only answers "ok". Between the two it loads
+//! the production timeline the same way, a page rendered on every view (the
+//! overview is kept for up to a second, see the README's Performance), and
+//! it prints how many overview views the page cache answered. Figures go to
+//! stdout.
 
 use flightdeck_tests::{Sandbox, TempDir, http};
 use std::time::{Duration, Instant};
@@ -18,6 +22,8 @@ const SECONDS: u64 = 10;
 struct Figures {
     requests: usize,
     errors: usize,
+    /// The first error seen, to say what went wrong.
+    first_error: Option<String>,
     p50: Duration,
     p99: Duration,
     max: Duration,
@@ -36,6 +42,7 @@ async fn load(url: String, cookie: Option<String>) -> Figures {
             tokio::spawn(async move {
                 let mut latencies = Vec::new();
                 let mut errors = 0;
+                let mut first_error = None;
                 while Instant::now() < stop {
                     let t = Instant::now();
                     let mut request = client.get(&url);
@@ -47,19 +54,27 @@ async fn load(url: String, cookie: Option<String>) -> Figures {
                             let _ = r.bytes().await;
                             latencies.push(t.elapsed());
                         }
-                        _ => errors += 1,
+                        other => {
+                            errors += 1;
+                            first_error.get_or_insert_with(|| match other {
+                                Ok(r) => format!("status {}", r.status()),
+                                Err(e) => format!("{e:?}"),
+                            });
+                        }
                     }
                 }
-                (latencies, errors)
+                (latencies, errors, first_error)
             })
         })
         .collect();
     let mut all = Vec::new();
     let mut errors = 0;
+    let mut first_error = None;
     for worker in workers {
-        let (latencies, e) = worker.await.unwrap();
+        let (latencies, e, f) = worker.await.unwrap();
         all.extend(latencies);
         errors += e;
+        first_error = first_error.or(f);
     }
     let elapsed = started.elapsed();
     all.sort();
@@ -71,6 +86,7 @@ async fn load(url: String, cookie: Option<String>) -> Figures {
     Figures {
         requests: all.len(),
         errors,
+        first_error,
         p50: at(0.50),
         p99: at(0.99),
         max: all.last().copied().unwrap_or_default(),
@@ -90,6 +106,9 @@ fn report(name: &str, f: &Figures) {
         CONCURRENCY,
         f.elapsed.as_secs_f64(),
     );
+    if let Some(error) = &f.first_error {
+        println!("{:<22} first error: {error}", "");
+    }
 }
 
 #[tokio::main]
@@ -110,12 +129,57 @@ async fn main() {
 
     // Warm up both, then measure.
     let _ = load(bare_url.clone(), None).await;
+    let before = page_cache(sandbox.panel()).await;
     let overview = load(format!("{}/", sandbox.panel()), Some(cookie.clone())).await;
+    let after = page_cache(sandbox.panel()).await;
+    // A page the cache never keeps: every view is a full server render.
+    let timeline = load(
+        format!("{}/env/production", sandbox.panel()),
+        Some(cookie.clone()),
+    )
+    .await;
     let baseline = load(bare_url, None).await;
+    let page = flightdeck_tests::http()
+        .get(format!("{}/", sandbox.panel()))
+        .header("Cookie", &cookie)
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
     println!(
         "flightdeck overview benchmark (binary = {})",
         flightdeck_tests::binary().display()
     );
     report("GET / (overview, SSR)", &overview);
+    println!(
+        "{:<22} {} kept, {} rendered during the run; the page is {} bytes",
+        "  page cache",
+        after.0 - before.0,
+        after.1 - before.1,
+        page.len()
+    );
+    report("GET /env/production", &timeline);
     report("bare axum handler", &baseline);
+}
+
+/// The panel's page cache counters from `/metrics`: (hits, misses).
+async fn page_cache(panel: &str) -> (u64, u64) {
+    let text = flightdeck_tests::http()
+        .get(format!("{panel}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let count = |outcome: &str| -> u64 {
+        let needle = format!("flightdeck_page_cache_total{{outcome=\"{outcome}\"}} ");
+        text.lines()
+            .find_map(|l| l.strip_prefix(needle.as_str()))
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("no {needle} in /metrics"))
+    };
+    (count("hit"), count("miss"))
 }

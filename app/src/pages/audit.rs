@@ -290,7 +290,7 @@ pub fn AuditEventPage() -> impl IntoView {
         },
     );
     view! {
-        <Title text=move || format!("Audit event {} · Flightdeck", seq.get().unwrap_or_default())/>
+        <Title text=format!("Audit event {} · Flightdeck", seq.get_untracked().unwrap_or_default())/>
         <Transition fallback=|| view! { <p class="loading">"Loading…"</p> }>
             {move || Suspend::new(async move {
                 match page.await {

@@ -14,7 +14,7 @@ pub fn DeploysPage() -> impl IntoView {
     let env = use_env();
     let page = Resource::new(move || env.get(), get_deploys);
     view! {
-        <Title text=move || format!("{} deploys · Flightdeck", env.get())/>
+        <Title text=format!("{} deploys · Flightdeck", env.get_untracked())/>
         <Transition fallback=|| view! { <p class="loading">"Loading…"</p> }>
             {move || Suspend::new(async move {
                 match page.await {

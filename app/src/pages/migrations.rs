@@ -16,7 +16,7 @@ pub fn MigrationsPage() -> impl IntoView {
     let env = use_env();
     let page = Resource::new(move || env.get(), get_migrations);
     view! {
-        <Title text=move || format!("{} migrations · Flightdeck", env.get())/>
+        <Title text=format!("{} migrations · Flightdeck", env.get_untracked())/>
         <Transition fallback=|| view! { <p class="loading">"Loading…"</p> }>
             {move || Suspend::new(async move {
                 match page.await {

@@ -16,7 +16,7 @@ pub fn OperationPage() -> impl IntoView {
     let id = Memo::new(move |_| params.read().get("id").unwrap_or_default());
     let page = Resource::new(move || id.get(), get_operation);
     view! {
-        <Title text=move || format!("Operation {} · Flightdeck", id.get())/>
+        <Title text=format!("Operation {} · Flightdeck", id.get_untracked())/>
         <Transition fallback=|| view! { <p class="loading">"Loading…"</p> }>
             {move || Suspend::new(async move {
                 match page.await {

@@ -29,7 +29,7 @@ pub fn RollbackPage() -> impl IntoView {
         |(env, target, database, revert_code)| get_rollback(env, target, database, revert_code),
     );
     view! {
-        <Title text=move || format!("Roll back {} · Flightdeck", env.get())/>
+        <Title text=format!("Roll back {} · Flightdeck", env.get_untracked())/>
         <Transition fallback=|| view! { <p class="loading">"Planning…"</p> }>
             {move || Suspend::new(async move {
                 match plan.await {

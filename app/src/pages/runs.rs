@@ -17,7 +17,7 @@ pub fn RunsPage() -> impl IntoView {
     let env = use_env();
     let page = Resource::new(move || env.get(), get_runs);
     view! {
-        <Title text=move || format!("{} runs · Flightdeck", env.get())/>
+        <Title text=format!("{} runs · Flightdeck", env.get_untracked())/>
         <Transition fallback=|| view! { <p class="loading">"Loading…"</p> }>
             {move || Suspend::new(async move {
                 match page.await {
@@ -120,7 +120,7 @@ pub fn RunPage() -> impl IntoView {
         },
     );
     view! {
-        <Title text=move || format!("Run {} · Flightdeck", id.get().unwrap_or_default())/>
+        <Title text=format!("Run {} · Flightdeck", id.get_untracked().unwrap_or_default())/>
         <Transition fallback=|| view! { <p class="loading">"Loading…"</p> }>
             {move || Suspend::new(async move {
                 match page.await {

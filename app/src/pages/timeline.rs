@@ -14,7 +14,7 @@ pub fn TimelinePage() -> impl IntoView {
     let env = use_env();
     let page = Resource::new(move || env.get(), get_timeline);
     view! {
-        <Title text=move || format!("{} releases · Flightdeck", env.get())/>
+        <Title text=format!("{} releases · Flightdeck", env.get_untracked())/>
         <Transition fallback=|| view! { <p class="loading">"Loading…"</p> }>
             {move || Suspend::new(async move {
                 match page.await {

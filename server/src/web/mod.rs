@@ -24,6 +24,7 @@ use app::{App, shell};
 use axum::Router;
 use axum::extract::FromRef;
 use axum::middleware::from_fn_with_state;
+use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use http::HeaderValue;
 use http::header;
@@ -32,6 +33,7 @@ use leptos::prelude::provide_context;
 use leptos_axum::{LeptosRoutes, generate_route_list};
 use std::net::SocketAddr;
 use std::sync::Arc;
+use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::compression::CompressionLayer;
 use tower_http::set_header::SetResponseHeaderLayer;
 use tower_sessions::cookie::SameSite;
@@ -196,6 +198,15 @@ pub fn router(state: AppState) -> Router {
             HeaderValue::from_static("nosniff"),
         ))
         .layer(axum::middleware::from_fn(ops::count_requests))
+        // A bug that panics in a handler answers 500 rather than dropping
+        // the connection (the panic itself is logged by the panic hook).
+        .layer(CatchPanicLayer::custom(|_| {
+            (
+                http::StatusCode::INTERNAL_SERVER_ERROR,
+                "Flightdeck hit an internal error; it is in the server's log.\n",
+            )
+                .into_response()
+        }))
         .with_state(state)
 }
 

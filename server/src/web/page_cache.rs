@@ -10,9 +10,12 @@
 //!   write, and any audited change (a lock, an operation's step, an account
 //!   change, a sign-in), renders the page anew, on this instance and, within
 //!   the freshness window, on others;
-//! - it is younger than [`TTL`], so relative times ("5 min ago") are never
-//!   more than a second behind;
+//! - its render started less than [`TTL`] ago, so relative times ("5 min
+//!   ago") are never more than a second behind;
 //! - it was a plain `200` without a `Set-Cookie`.
+//!
+//! Requests that come while the page is being rendered wait for that render
+//! rather than start their own.
 //!
 //! A change made through this process (any request but GET, HEAD and
 //! OPTIONS, and the sync) makes the next request read the stamp anew.
@@ -35,6 +38,7 @@ use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use tokio::sync::OnceCell;
 
 /// The longest a rendered page is reused.
 pub const TTL: Duration = Duration::from_secs(1);
@@ -56,9 +60,17 @@ struct Key {
 /// The kept pages; cheap to clone.
 #[derive(Clone, Default)]
 pub struct PageCache {
-    pages: Arc<Mutex<HashMap<Key, Arc<Kept>>>>,
+    /// Each key's page, with when its render started. Requests for a key
+    /// whose page is being rendered wait for that render instead of
+    /// starting their own: when a page expires under load, one request
+    /// renders it, not every open connection at once.
+    pages: Arc<Mutex<HashMap<Key, (Instant, Render)>>>,
     counts: Arc<Counts>,
 }
+
+/// A page being rendered, then kept (or `None`: that render could not be
+/// kept, and each request renders its own until [`TTL`] has passed).
+type Render = Arc<OnceCell<Option<Arc<Kept>>>>;
 
 /// How often a page was reused, and rendered, for `/metrics`.
 #[derive(Default)]
@@ -69,7 +81,6 @@ struct Counts {
 
 /// One kept page.
 struct Kept {
-    rendered: Instant,
     headers: HeaderMap,
     /// The nonce the page was rendered with, as it appears in `headers`.
     nonce: String,
@@ -77,12 +88,23 @@ struct Kept {
 }
 
 impl PageCache {
-    fn get(&self, key: &Key) -> Option<Arc<Kept>> {
-        let pages = self.pages.lock().unwrap_or_else(|p| p.into_inner());
-        pages
-            .get(key)
-            .filter(|kept| kept.rendered.elapsed() < TTL)
-            .cloned()
+    /// The render of `key`'s page: the one started less than [`TTL`] ago,
+    /// or a new one.
+    fn render(&self, key: &Key) -> Render {
+        let mut pages = self.pages.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((started, render)) = pages.get(key)
+            && started.elapsed() < TTL
+        {
+            return render.clone();
+        }
+        // Pages of older stamps and expired ones are never used again.
+        pages.retain(|k, (started, _)| k.stamp == key.stamp && started.elapsed() < TTL);
+        if pages.len() >= CAPACITY {
+            pages.clear();
+        }
+        let render = Render::default();
+        pages.insert(key.clone(), (Instant::now(), render.clone()));
+        render
     }
 
     /// The counters as Prometheus text.
@@ -96,16 +118,6 @@ impl PageCache {
                 count.load(Ordering::Relaxed)
             );
         }
-    }
-
-    fn put(&self, key: Key, kept: Kept) {
-        let mut pages = self.pages.lock().unwrap_or_else(|p| p.into_inner());
-        // Pages of older stamps and expired ones are never used again.
-        pages.retain(|k, v| k.stamp == key.stamp && v.rendered.elapsed() < TTL);
-        if pages.len() >= CAPACITY {
-            pages.clear();
-        }
-        pages.insert(key, Arc::new(kept));
     }
 }
 
@@ -138,14 +150,42 @@ pub(crate) async fn overview(
         role,
         stamp,
     };
-    if let Some(kept) = state.pages.get(&key) {
-        state.pages.counts.hits.fetch_add(1, Ordering::Relaxed);
+    let shared = state.pages.render(&key);
+    // The first request renders; those that come while it does wait for
+    // its page.
+    let mut pending = Some((request, next));
+    let mut rendered = None;
+    let kept = {
+        let (pending, rendered) = (&mut pending, &mut rendered);
+        shared
+            .get_or_init(move || async move {
+                let (request, next) = pending.take().expect("only the first caller renders");
+                let (response, kept) = render(request, next).await;
+                *rendered = Some(response);
+                kept
+            })
+            .await
+            .clone()
+    };
+    let counts = &state.pages.counts;
+    if let Some(response) = rendered {
+        counts.misses.fetch_add(1, Ordering::Relaxed);
+        return response;
+    }
+    if let Some(kept) = kept {
+        counts.hits.fetch_add(1, Ordering::Relaxed);
         return kept.respond();
     }
-    state.pages.counts.misses.fetch_add(1, Ordering::Relaxed);
+    counts.misses.fetch_add(1, Ordering::Relaxed);
+    let (request, next) = pending.expect("a waiting request still has its own");
+    next.run(request).await
+}
+
+/// Renders the page, and keeps it if it is a plain `200`.
+async fn render(request: Request, next: Next) -> (Response, Option<Arc<Kept>>) {
     let response = next.run(request).await;
     if response.status() != StatusCode::OK || response.headers().contains_key(header::SET_COOKIE) {
-        return response;
+        return (response, None);
     }
     let (parts, body) = response.into_parts();
     let body = match to_bytes(body, MAX_PAGE).await {
@@ -154,13 +194,11 @@ pub(crate) async fn overview(
         // sent yet, so say so rather than send half a page.
         Err(error) => {
             tracing::error!(%error, "could not read the rendered overview");
-            return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+            return (StatusCode::INTERNAL_SERVER_ERROR.into_response(), None);
         }
     };
-    if let Some(kept) = Kept::new(&parts.headers, &body) {
-        state.pages.put(key, kept);
-    }
-    Response::from_parts(parts, Body::from(body))
+    let kept = Kept::new(&parts.headers, &body).map(Arc::new);
+    (Response::from_parts(parts, Body::from(body)), kept)
 }
 
 /// Whose page a request asks for, if the cache may answer it.
@@ -184,7 +222,6 @@ impl Kept {
         let mut headers = headers.clone();
         headers.remove(header::CONTENT_LENGTH);
         Some(Kept {
-            rendered: Instant::now(),
             page: Template::cut(html, &nonce),
             headers,
             nonce,
@@ -344,16 +381,28 @@ mod tests {
             header::CONTENT_SECURITY_POLICY,
             HeaderValue::from_static("script-src 'nonce-N0NCE'"),
         );
-        let kept = Kept::new(&headers, &Bytes::from_static(PAGE.as_bytes())).unwrap();
-        cache.put(key("1", stamp), kept);
-        assert!(cache.get(&key("1", stamp)).is_some());
-        assert!(cache.get(&key("2", stamp)).is_none());
-        assert!(cache.get(&key("1", Stamp { audit: 2, data: 1 })).is_none());
-        // A page older than the TTL is not used.
-        let mut old = Kept::new(&headers, &Bytes::from_static(PAGE.as_bytes())).unwrap();
-        old.rendered = Instant::now() - TTL;
-        cache.put(key("3", stamp), old);
-        assert!(cache.get(&key("3", stamp)).is_none());
+        let kept = || {
+            Some(Arc::new(
+                Kept::new(&headers, &Bytes::from_static(PAGE.as_bytes())).unwrap(),
+            ))
+        };
+        assert!(cache.render(&key("1", stamp)).set(kept()).is_ok());
+        assert!(cache.render(&key("1", stamp)).get().is_some());
+        assert!(cache.render(&key("2", stamp)).get().is_none());
+        let newer = Stamp { audit: 2, data: 1 };
+        assert!(cache.render(&key("1", newer)).get().is_none());
+        // A newer stamp's render dropped the older stamp's pages.
+        assert!(cache.render(&key("1", stamp)).get().is_none());
+        // A render started longer than the TTL ago is not used.
+        assert!(cache.render(&key("3", newer)).set(kept()).is_ok());
+        cache
+            .pages
+            .lock()
+            .unwrap()
+            .get_mut(&key("3", newer))
+            .unwrap()
+            .0 = Instant::now() - TTL;
+        assert!(cache.render(&key("3", newer)).get().is_none());
     }
 
     #[tokio::test]

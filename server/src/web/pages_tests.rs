@@ -1040,7 +1040,7 @@ async fn nonce_and_body(reply: reqwest::Response) -> (String, String) {
     (nonce, reply.text().await.unwrap())
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_overview_is_reused_per_person_with_fresh_nonces_and_keys_until_something_changes() {
     let panel = Panel::start().await;
     // The last good release has the live one's migrations and the database
@@ -1115,5 +1115,88 @@ async fn the_overview_is_reused_per_person_with_fresh_nonces_and_keys_until_some
     let production = row(&html, "data-env=\"production\"");
     assert!(production.contains("release freeze"), "{production}");
     assert_eq!(page_cache_counts(&panel).await, (1, 3));
+
+    // Many views at once: the page is rendered once, the others wait for
+    // that render instead of each starting their own.
+    let views: Vec<_> = (0..40)
+        .map(|_| {
+            let (client, url, cookie) = (
+                panel.client.clone(),
+                format!("{}/", panel.base),
+                viewer.clone(),
+            );
+            tokio::spawn(async move {
+                let reply = client
+                    .get(url)
+                    .header(header::COOKIE, cookie)
+                    .send()
+                    .await
+                    .unwrap();
+                (reply.status(), reply.text().await.unwrap())
+            })
+        })
+        .collect();
+    for view in views {
+        let (status, html) = view.await.unwrap();
+        assert_eq!(status, StatusCode::OK);
+        assert!(
+            html.replace("<!>", "")
+                .contains("<span id=\"who\">vera</span>"),
+            "{html}"
+        );
+    }
+    let (hits, misses) = page_cache_counts(&panel).await;
+    assert_eq!(hits + misses, 44);
+    // One render for the 40 (two if a second began just as the first expired).
+    assert!(misses - 3 <= 2, "{misses} renders for 40 views");
+    panel.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pages_with_a_title_from_the_url_survive_concurrent_views() {
+    // Leptos reads a page's <Title> after the render, once the route's
+    // reactive owner may be gone: a title that read the URL's memo then
+    // panicked, and the browser got a dropped connection (about one view
+    // in twenty-five at 64 connections).
+    let panel = Panel::start().await;
+    let cookie = panel.sign_in().await;
+    let views: Vec<_> = (0..400)
+        .map(|i| {
+            let client = panel.client.clone();
+            let path = [
+                "/env/production",
+                "/env/staging/runs",
+                "/runs/103",
+                "/env/production/deploys",
+            ][i % 4];
+            let url = format!("{}{path}", panel.base);
+            let cookie = cookie.clone();
+            tokio::spawn(async move {
+                let reply = client.get(url).header(header::COOKIE, cookie).send().await;
+                match reply {
+                    Ok(reply) => {
+                        let status = reply.status();
+                        let html = reply.text().await.map_err(|e| format!("{e:?}"))?;
+                        (status == StatusCode::OK && html.contains("· Flightdeck</title>"))
+                            .then_some(())
+                            .ok_or(format!("{path}: {status}"))
+                    }
+                    Err(error) => Err(format!("{path}: {error:?}")),
+                }
+            })
+        })
+        .collect();
+    let mut failures = Vec::new();
+    for view in views {
+        if let Err(failure) = view.await.unwrap() {
+            failures.push(failure);
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} failed: {:?}",
+        failures.len(),
+        &failures[..failures.len().min(5)]
+    );
     panel.stop().await;
 }
