@@ -132,8 +132,10 @@ impl NewEvent {
     }
 }
 
-/// One stored row of the trail.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
+/// One stored row of the trail. Its fields are in the order of the table's
+/// columns (`AUDIT_COLUMNS`): the SQLite store reads them back from JSON
+/// arrays in that order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize, sqlx::FromRow)]
 pub struct AuditEvent {
     pub seq: i64,
     pub id: String,

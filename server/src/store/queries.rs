@@ -247,20 +247,6 @@ macro_rules! backend_queries {
                 .await?)
             }
 
-            /// The events with `after < seq <= upto`, in `seq` order: one
-            /// slice of the trail for the chain check, read by range so that
-            /// several slices can be read at once.
-            pub async fn audit_between(pool: &Pool, after: i64, upto: i64) -> Result<Vec<AuditEvent>, StoreError> {
-                Ok(sqlx::query_as::<_, AuditEvent>(&format!(
-                    "SELECT {} FROM audit_events WHERE seq > $1 AND seq <= $2 ORDER BY seq",
-                    super::AUDIT_COLUMNS
-                ))
-                .bind(after)
-                .bind(upto)
-                .fetch_all(pool)
-                .await?)
-            }
-
             /// The events matching `filter` on one side of `from`: after it
             /// in `seq` order, or before it newest first. Keyset paging, so
             /// the thousandth page costs what the first does.
