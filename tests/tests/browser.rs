@@ -106,12 +106,13 @@ async fn sign_in(browser: &Client, panel: &str, name: &str, password: &str) {
         .click()
         .await
         .unwrap();
-    browser
-        .wait()
-        .at_most(Duration::from_secs(20))
-        .for_element(Locator::Css("[data-env=production]"))
-        .await
-        .expect("the overview shows after sign-in");
+    wait_for(
+        browser,
+        "[data-env=production]",
+        20,
+        "the overview shows after sign-in",
+    )
+    .await;
 }
 
 /// A panel with one account `name` of `role`, and a browser signed in as it.
@@ -199,12 +200,8 @@ async fn a_person_signs_in_sees_the_overview_uses_it_interactively_and_signs_out
     assert_eq!(rows(&browser, "#tokens tbody tr").await, 0);
     fill_in(&browser, "#create-token input[name=label]", "deploy gate").await;
     click(&browser, "#create-token button[type=submit]").await;
-    let secret = browser
-        .wait()
-        .at_most(Duration::from_secs(10))
-        .for_element(Locator::Css("#token-secret"))
+    let secret = wait_for(&browser, "#token-secret", 10, "the reply shows the token")
         .await
-        .expect("the reply shows the token")
         .text()
         .await
         .unwrap();
@@ -234,12 +231,13 @@ async fn a_person_signs_in_sees_the_overview_uses_it_interactively_and_signs_out
     );
     // Revoking is a plain form: the server sends the browser back here.
     click(&browser, "#tokens tbody tr button.danger").await;
-    browser
-        .wait()
-        .at_most(Duration::from_secs(10))
-        .for_element(Locator::Css("#tokens tbody tr .status.revoked"))
-        .await
-        .expect("the token shows as revoked");
+    wait_for(
+        &browser,
+        "#tokens tbody tr .status.revoked",
+        10,
+        "the token shows as revoked",
+    )
+    .await;
     assert_eq!(browser.current_url().await.unwrap().path(), "/admin");
 
     browser
@@ -249,12 +247,13 @@ async fn a_person_signs_in_sees_the_overview_uses_it_interactively_and_signs_out
         .click()
         .await
         .unwrap();
-    browser
-        .wait()
-        .at_most(Duration::from_secs(10))
-        .for_element(Locator::Css("#login-form"))
-        .await
-        .expect("signing out leads back to the sign-in page");
+    wait_for(
+        &browser,
+        "#login-form",
+        10,
+        "signing out leads back to the sign-in page",
+    )
+    .await;
     browser.goto(&panel.at("/")).await.unwrap();
     assert_eq!(
         browser.current_url().await.unwrap().path(),
@@ -588,6 +587,22 @@ async fn fill_in(browser: &Client, css: &str, text: &str) {
     field.send_keys(text).await.unwrap();
 }
 
+/// Waits up to `seconds` for an element matching `css`; `what` says what
+/// its absence means.
+async fn wait_for(
+    browser: &Client,
+    css: &str,
+    seconds: u64,
+    what: &str,
+) -> fantoccini::elements::Element {
+    browser
+        .wait()
+        .at_most(Duration::from_secs(seconds))
+        .for_element(Locator::Css(css))
+        .await
+        .expect(what)
+}
+
 async fn click(browser: &Client, css: &str) {
     browser
         .find(Locator::Css(css))
@@ -640,14 +655,13 @@ async fn a_lead_filters_the_trail_to_a_break_glass_rollback_opens_it_and_marks_i
     // the `audit` server function.
     wait_for_hydration(&browser).await;
     click(&browser, "#nav-audit").await;
-    browser
-        .wait()
-        .at_most(Duration::from_secs(20))
-        .for_element(Locator::Css(&format!(
-            "#review-queue tr[data-item='op:{id}']"
-        )))
-        .await
-        .expect("the break-glass rollback is in the queue");
+    wait_for(
+        &browser,
+        &format!("#review-queue tr[data-item='op:{id}']"),
+        20,
+        "the break-glass rollback is in the queue",
+    )
+    .await;
     fill_in(&browser, "#filters input[name=actor]", "dana").await;
     fill_in(&browser, "#filters input[name=action]", "rollback.start").await;
     click(&browser, "#apply-filters").await;
@@ -665,12 +679,13 @@ async fn a_lead_filters_the_trail_to_a_break_glass_rollback_opens_it_and_marks_i
     );
     assert_eq!(rows(&browser, "table.audit tbody tr").await, 1);
     click(&browser, "table.audit tbody tr td a").await;
-    browser
-        .wait()
-        .at_most(Duration::from_secs(20))
-        .for_element(Locator::Css("#operation li.step"))
-        .await
-        .expect("the detail shows the operation's steps");
+    wait_for(
+        &browser,
+        "#operation li.step",
+        20,
+        "the detail shows the operation's steps",
+    )
+    .await;
     assert_eq!(rows(&browser, "#operation li.step").await, 5);
     assert!(
         text_of(&browser, "#operation")
@@ -685,12 +700,7 @@ async fn a_lead_filters_the_trail_to_a_break_glass_rollback_opens_it_and_marks_i
     )
     .await;
     click(&browser, "#mark-reviewed").await;
-    browser
-        .wait()
-        .at_most(Duration::from_secs(20))
-        .for_element(Locator::Css("#review .reviewed-by"))
-        .await
-        .expect("the review is shown");
+    wait_for(&browser, "#review .reviewed-by", 20, "the review is shown").await;
     assert_eq!(text_of(&browser, "#review .reviewed-by").await, "lee");
     assert!(
         text_of(&browser, ".review-note")

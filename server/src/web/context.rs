@@ -6,6 +6,7 @@ use crate::identity::{Actor, random_id};
 use axum::extract::{ConnectInfo, Request, State};
 use axum::middleware::Next;
 use axum::response::Response;
+use http::Method;
 use std::net::SocketAddr;
 use tower_sessions::Session;
 
@@ -89,6 +90,25 @@ async fn session_actor(state: &AppState, session: &Session) -> Option<Actor> {
             None
         }
     }
+}
+
+/// Makes the next request read the freshness stamp anew once a request that
+/// may have changed something (not GET, HEAD or OPTIONS) is answered, so the
+/// change shows on the very next page, not a freshness window later.
+pub(crate) async fn changes_refresh_the_stamp(
+    State(state): State<AppState>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let changes = !matches!(
+        *request.method(),
+        Method::GET | Method::HEAD | Method::OPTIONS
+    );
+    let response = next.run(request).await;
+    if changes {
+        state.control.freshness().invalidate();
+    }
+    response
 }
 
 pub(crate) fn now_unix() -> i64 {

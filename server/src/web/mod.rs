@@ -173,6 +173,10 @@ pub fn router(state: AppState) -> Router {
         .nest("/actions", forms::router())
         .merge(pages)
         .layer(from_fn_with_state(state.clone(), page_cache::overview))
+        .layer(from_fn_with_state(
+            state.clone(),
+            context::changes_refresh_the_stamp,
+        ))
         .layer(from_fn_with_state(state.clone(), guard::pages_need_sign_in))
         .layer(from_fn_with_state(
             state.clone(),

@@ -18,7 +18,8 @@
 //! rather than start their own.
 //!
 //! A change made through this process (any request but GET, HEAD and
-//! OPTIONS, and the sync) makes the next request read the stamp anew.
+//! OPTIONS, see [`super::context::changes_refresh_the_stamp`], and the
+//! sync) makes the next request read the stamp anew.
 //!
 //! Two values must differ on every response and are put in fresh on each
 //! reuse: the nonce of the hydration scripts (in the body and the
@@ -122,23 +123,12 @@ impl PageCache {
 }
 
 /// Serves `GET /` for a signed-in person from the cache, or renders it and
-/// keeps it. Every other request passes through; one that may have changed
-/// something (not GET, HEAD or OPTIONS) makes the next request read the
-/// stamp anew once it is answered, so its change shows on the very next
-/// page, not a freshness window later.
+/// keeps it. Every other request passes through.
 pub(crate) async fn overview(
     State(state): State<AppState>,
     request: Request,
     next: Next,
 ) -> Response {
-    if !matches!(
-        *request.method(),
-        Method::GET | Method::HEAD | Method::OPTIONS
-    ) {
-        let response = next.run(request).await;
-        state.control.freshness().invalidate();
-        return response;
-    }
     let Some((account, role)) = cacheable_for(&request) else {
         return next.run(request).await;
     };
@@ -247,7 +237,7 @@ impl Kept {
 }
 
 /// The nonce in a Content-Security-Policy's `'nonce-…'` source.
-fn nonce_of(policy: &str) -> Option<&str> {
+pub(super) fn nonce_of(policy: &str) -> Option<&str> {
     let start = policy.find("'nonce-")? + "'nonce-".len();
     let len = policy[start..].find('\'')?;
     Some(&policy[start..start + len]).filter(|n| !n.is_empty())

@@ -148,6 +148,19 @@ impl Panel {
         )
     }
 
+    /// Locks `env` through the REST API as the holder of `cookie`.
+    async fn lock(&self, env: &str, cookie: &str, reason: &str) -> StatusCode {
+        self.client
+            .put(format!("{}/api/v1/environments/{env}/lock", self.base))
+            .header(header::ORIGIN, &self.base)
+            .header(header::COOKIE, cookie)
+            .json(&serde_json::json!({ "reason": reason }))
+            .send()
+            .await
+            .unwrap()
+            .status()
+    }
+
     async fn stop(mut self) {
         self.store.take().unwrap().drop_all().await;
     }
@@ -675,19 +688,10 @@ async fn the_audit_page_filters_by_url_pages_by_keyset_opens_an_event_and_marks_
     let viewer = panel.sign_in().await;
     let lead = panel.sign_in_as("lee").await;
     // A viewer's refused lock on production: a queue item.
-    let refused = panel
-        .client
-        .put(format!(
-            "{}/api/v1/environments/production/lock",
-            panel.base
-        ))
-        .header(header::ORIGIN, &panel.base)
-        .header(header::COOKIE, &viewer)
-        .json(&serde_json::json!({ "reason": "curious" }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(refused.status(), StatusCode::FORBIDDEN);
+    assert_eq!(
+        panel.lock("production", &viewer, "curious").await,
+        StatusCode::FORBIDDEN
+    );
 
     // Only leads see the trail; the nav shows them the way.
     let (status, html) = panel.page("/audit", &viewer).await;
@@ -1033,10 +1037,10 @@ async fn page_cache_counts(panel: &Panel) -> (u64, u64) {
 async fn nonce_and_body(reply: reqwest::Response) -> (String, String) {
     let policy = reply.headers()[header::CONTENT_SECURITY_POLICY]
         .to_str()
-        .unwrap()
+        .unwrap();
+    let nonce = super::page_cache::nonce_of(policy)
+        .expect("a nonce")
         .to_owned();
-    let start = policy.find("'nonce-").expect("a nonce") + "'nonce-".len();
-    let nonce = policy[start..start + policy[start..].find('\'').unwrap()].to_owned();
     (nonce, reply.text().await.unwrap())
 }
 
@@ -1098,19 +1102,10 @@ async fn the_overview_is_reused_per_person_with_fresh_nonces_and_keys_until_some
     assert_eq!(page_cache_counts(&panel).await, (1, 2));
 
     // A change (an audited lock) shows on the very next view.
-    let locked = panel
-        .client
-        .put(format!(
-            "{}/api/v1/environments/production/lock",
-            panel.base
-        ))
-        .header(header::ORIGIN, &panel.base)
-        .header(header::COOKIE, &lead)
-        .json(&serde_json::json!({ "reason": "release freeze" }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(locked.status(), StatusCode::OK);
+    assert_eq!(
+        panel.lock("production", &lead, "release freeze").await,
+        StatusCode::OK
+    );
     let (_, html) = panel.page("/", &lead).await;
     let production = row(&html, "data-env=\"production\"");
     assert!(production.contains("release freeze"), "{production}");
