@@ -360,6 +360,8 @@ pub struct MigrationsView {
     pub environment: String,
     /// The commit whose migrations directory is shown.
     pub commit_sha: Option<String>,
+    /// The live deploy, when one is live.
+    pub live_deploy_id: Option<String>,
     pub database: DatabaseView,
     pub heads: Vec<String>,
     pub pending: Vec<String>,

@@ -223,6 +223,7 @@ pub fn migrations_view(
     MigrationsView {
         environment: environment.into(),
         commit_sha: commit.map(|c| c.sha.clone()),
+        live_deploy_id: None,
         database,
         heads,
         pending,

@@ -3,10 +3,10 @@
 //! what is applied and pending, what a downgrade destroys, drift and files
 //! that could not be read.
 
-use super::parts::{EnvHeader, Section, Status, short_sha, use_env};
+use super::parts::{DatabaseAhead, EnvHeader, Section, Status, short_sha, use_env};
 use crate::api::get_migrations;
 use crate::layout::{ErrorPanel, Layout};
-use crate::model::{MigrationsView, RevisionView};
+use crate::model::{MigrationsView, RevisionView, Role};
 use leptos::prelude::*;
 use leptos_meta::Title;
 
@@ -22,6 +22,7 @@ pub fn MigrationsPage() -> impl IntoView {
                 match page.await {
                     Ok(page) => {
                         let here = Section::Migrations.href(&page.environment.name);
+                        let lead = page.viewer.role.allows(Role::Lead);
                         view! {
                             <Layout viewer=page.viewer follow=page.environment.name.clone()>
                                 <EnvHeader
@@ -31,7 +32,7 @@ pub fn MigrationsPage() -> impl IntoView {
                                     title="Migrations"
                                     here
                                 />
-                                <Migrations view=page.items/>
+                                <Migrations view=page.items lead/>
                             </Layout>
                         }
                         .into_any()
@@ -52,7 +53,17 @@ fn list(ids: &[String]) -> String {
 }
 
 #[component]
-fn Migrations(view: MigrationsView) -> impl IntoView {
+fn Migrations(view: MigrationsView, lead: bool) -> impl IntoView {
+    let ahead = match &view.live_deploy_id {
+        Some(live) if lead && !view.drift.is_empty() => Some(view! {
+            <DatabaseAhead
+                env=view.environment.clone()
+                live_deploy_id=live.clone()
+                heads=view.heads.clone()
+            />
+        }),
+        _ => None,
+    };
     let db = view.database;
     let current = db
         .current
@@ -114,6 +125,7 @@ fn Migrations(view: MigrationsView) -> impl IntoView {
             </dl>
         </section>
         {drift}
+        {ahead}
         {problems}
         <h2>"Revisions, parents first"</h2>
         {revisions}

@@ -3,7 +3,8 @@
 //! release and any upstream whose data is stale.
 
 use super::parts::{
-    Commit, ErrorFlash, RelTime, Section, SectionLinks, StaleBanners, Status, run_word, short_sha,
+    Commit, DatabaseAhead, ErrorFlash, RelTime, Section, SectionLinks, StaleBanners, Status,
+    run_word, short_sha,
 };
 use crate::api::get_overview;
 use crate::layout::{ErrorPanel, Layout};
@@ -121,6 +122,18 @@ fn EnvironmentCard(env: EnvironmentView, viewer: Viewer) -> impl IntoView {
         }
     });
     let name = summary.name.clone();
+    let ahead = match &env.live {
+        Some(live) if env.database.state == "drift" && viewer.role.allows(Role::Lead) => {
+            Some(view! {
+                <DatabaseAhead
+                    env=name.clone()
+                    live_deploy_id=live.deploy_id.clone()
+                    heads=env.database.code_heads.clone().unwrap_or_default()
+                />
+            })
+        }
+        _ => None,
+    };
     view! {
         <li class="env card" data-env=summary.name.clone()>
             <h2><a href=Section::Timeline.href(&name)>{summary.name.clone()}</a></h2>
@@ -135,6 +148,7 @@ fn EnvironmentCard(env: EnvironmentView, viewer: Viewer) -> impl IntoView {
                 <dt>"Last good"</dt><dd class="last-good">{last_good(env.last_good)}</dd>
                 <dt>"Render service"</dt><dd><code>{summary.render_service_id}</code></dd>
             </dl>
+            {ahead}
             {env.rollback.map(|one| rollback_offer(&name, one, &viewer))}
             {missing}
             <SectionLinks env=name.clone() current=None/>

@@ -217,3 +217,23 @@ mod tests {
         assert_eq!(run_word("in_progress", None), "in_progress");
     }
 }
+
+/// For leads, when the database is at revisions the live code does not
+/// know (as after a code-only rollback): the runbook's second half, a
+/// rollback of the database alone to the live code's head, planned on
+/// the guided rollback page.
+#[component]
+pub fn DatabaseAhead(env: String, live_deploy_id: String, heads: Vec<String>) -> impl IntoView {
+    let heads = if heads.is_empty() {
+        "base".to_owned()
+    } else {
+        heads.join(", ")
+    };
+    view! {
+        <p class="database-ahead">
+            <a class="button" href=format!("/env/{env}/rollback?target={live_deploy_id}&database=on")>
+                "Database ahead of the live code → bring it to " <code>{heads}</code>
+            </a>
+        </p>
+    }
+}

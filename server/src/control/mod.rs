@@ -69,7 +69,22 @@ pub struct ControlPlane {
     executor: Option<crate::operations::Executor>,
     /// Told when an operation changes, for live pages.
     on_change: Option<crate::sync::OnChange>,
+    /// Holds a request at a [`Pause`] point; only tests set it.
+    pause: Option<PauseHook>,
 }
+
+/// Points in a request where a test can hold it, to make a race between
+/// two requests happen in one chosen order instead of by chance.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Pause {
+    /// A rollback looked its Idempotency-Key up, found nothing, and is
+    /// about to plan.
+    AfterKeyLookup,
+}
+
+/// What a request awaits at a [`Pause`] point.
+pub(crate) type PauseHook =
+    Arc<dyn Fn(Pause) -> futures_util::future::BoxFuture<'static, ()> + Send + Sync>;
 
 /// The overview's environments and the `data_version` they were built at.
 type CachedEnvironments = (i64, Vec<app::model::EnvironmentView>);
@@ -85,6 +100,20 @@ impl ControlPlane {
             chain: Arc::default(),
             executor: None,
             on_change: None,
+            pause: None,
+        }
+    }
+
+    /// Holds requests at [`Pause`] points with `hook` (tests only).
+    #[cfg(test)]
+    pub(crate) fn with_pause(mut self, hook: PauseHook) -> Self {
+        self.pause = Some(hook);
+        self
+    }
+
+    async fn pause(&self, at: Pause) {
+        if let Some(hook) = &self.pause {
+            hook(at).await;
         }
     }
 

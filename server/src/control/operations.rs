@@ -5,7 +5,7 @@
 //! (one active operation per environment, enforced by the store), then
 //! carried out by the [`Executor`](crate::operations::Executor).
 
-use super::{ControlError, ControlPlane, viewer_of};
+use super::{ControlError, ControlPlane, Pause, viewer_of};
 use crate::audit::{NewEvent, Outcome, RequestMeta};
 use crate::config::{EnvironmentConfig, RevertConfig};
 use crate::identity::{Actor, random_id};
@@ -48,6 +48,17 @@ pub struct RollbackAsk {
     /// The branch head the plan was shown at; a moved branch re-plans.
     #[serde(default)]
     pub planned_branch_head: Option<String>,
+}
+
+/// One keyed request on its way: who asked for what, with which
+/// Idempotency-Key, and the fingerprint of its body.
+struct Attempt<'a> {
+    actor: &'a Actor,
+    meta: &'a RequestMeta,
+    action: &'static str,
+    env: &'a str,
+    key: Option<&'a str>,
+    hash: String,
 }
 
 /// What a person asks a deploy to do.
@@ -416,44 +427,67 @@ impl ControlPlane {
     /// An earlier operation with this key, replayed when the body is the same.
     async fn replay(
         &self,
-        actor: &Actor,
-        meta: &RequestMeta,
-        action: &str,
-        env: &str,
+        attempt: &Attempt<'_>,
         existing: OperationRow,
-        hash: &str,
     ) -> Result<Started, ControlError> {
-        if existing.request_hash == hash {
+        if existing.request_hash == attempt.hash {
             return Ok(Started::of(&existing, true));
         }
+        let error = ControlError::Invalid(format!(
+            "This Idempotency-Key was used for another request (operation {}); use a new key for a new request.",
+            existing.id
+        ));
         self.refuse(
-            actor,
-            meta,
-            action,
-            env,
-            ControlError::Invalid(format!(
-                "This Idempotency-Key was used for another request (operation {}); use a new key for a new request.",
-                existing.id
-            )),
+            attempt.actor,
+            attempt.meta,
+            attempt.action,
+            attempt.env,
+            error,
         )
         .await
     }
 
-    /// Creates the operation and starts it, or says why not.
-    #[allow(clippy::too_many_arguments)]
+    /// Refuses a keyed request, unless its key started an operation in the
+    /// meantime: a request with the same key that won the race (on this
+    /// panel or another) may be what made this one's plan block, and its
+    /// operation is the answer to this one too. Read after everything the
+    /// refusal was decided from, so a refusal is only ever given for a state
+    /// in which the key had started nothing.
+    async fn refuse_keyed(
+        &self,
+        attempt: &Attempt<'_>,
+        error: ControlError,
+    ) -> Result<Started, ControlError> {
+        if let Some(key) = attempt.key
+            && let Some(existing) = self
+                .store
+                .operation_by_key(&attempt.actor.name, key)
+                .await?
+        {
+            return self.replay(attempt, existing).await;
+        }
+        self.refuse(
+            attempt.actor,
+            attempt.meta,
+            attempt.action,
+            attempt.env,
+            error,
+        )
+        .await
+    }
+
+    /// Creates the operation and starts it, or says why not. The store
+    /// decides in one transaction whether the key started one already,
+    /// another operation is active, or the environment is locked.
     async fn create(
         &self,
-        actor: &Actor,
-        meta: &RequestMeta,
-        action: &str,
-        env: &str,
+        attempt: &Attempt<'_>,
         request: Request,
         plan: serde_json::Value,
         awaiting_approval: bool,
         break_glass: bool,
-        key: Option<&str>,
-        hash: String,
     ) -> Result<Started, ControlError> {
+        let (actor, env, key) = (attempt.actor, attempt.env, attempt.key);
         let id = random_id();
         let new = NewOperation {
             id: id.clone(),
@@ -471,22 +505,27 @@ impl ControlPlane {
             requested_role: actor.role.as_str().to_owned(),
             break_glass,
             idempotency_key: key.map(str::to_owned),
-            request_hash: hash.clone(),
+            request_hash: attempt.hash.clone(),
             steps: request
                 .steps()
                 .into_iter()
                 .map(|s| (s.name().to_owned(), s.title(&request)))
                 .collect(),
         };
-        let event = NewEvent::new(actor.record(), action, Outcome::Started, meta)
-            .environment(env)
-            .target(&id)
-            .params(json!({
-                "request": request,
-                "break_glass": break_glass,
-                "awaiting_approval": awaiting_approval,
-                "idempotency_key": key,
-            }));
+        let event = NewEvent::new(
+            actor.record(),
+            attempt.action,
+            Outcome::Started,
+            attempt.meta,
+        )
+        .environment(env)
+        .target(&id)
+        .params(json!({
+            "request": request,
+            "break_glass": break_glass,
+            "awaiting_approval": awaiting_approval,
+            "idempotency_key": key,
+        }));
         match self.store.create_operation(&new, &event).await {
             Ok(Created::New(op)) => {
                 if !awaiting_approval && let Some(executor) = &self.executor {
@@ -495,7 +534,7 @@ impl ControlPlane {
                 self.changed(env);
                 Ok(Started::of(&op, false))
             }
-            Ok(Created::Existing(op)) => self.replay(actor, meta, action, env, op, &hash).await,
+            Ok(Created::Existing(op)) => self.replay(attempt, op).await,
             Ok(Created::Busy(op)) => {
                 let error = ControlError::Conflict(format!(
                     "Operation {} ({} requested by {}, {}) is already active on {env}; wait for it or have a lead resolve it.",
@@ -504,21 +543,21 @@ impl ControlPlane {
                     op.requested_by,
                     op.state.replace('_', " ")
                 ));
-                self.refuse(actor, meta, action, env, error).await
+                self.refuse_keyed(attempt, error).await
             }
             Ok(Created::Locked(lock)) => {
                 let error = ControlError::Conflict(format!(
                     "{env} is locked by {} since {}: {}. A lead must unlock it first.",
                     lock.locked_by, lock.locked_at, lock.reason
                 ));
-                self.refuse(actor, meta, action, env, error).await
+                self.refuse_keyed(attempt, error).await
             }
             Err(crate::store::StoreError::Duplicate) => {
                 // The unique indexes caught a race the checks did not see.
                 let error = ControlError::Conflict(format!(
                     "Another operation was started on {env} at the same moment."
                 ));
-                self.refuse(actor, meta, action, env, error).await
+                self.refuse_keyed(attempt, error).await
             }
             Err(e) => Err(e.into()),
         }
@@ -531,7 +570,9 @@ impl ControlPlane {
     }
 
     /// Starts a rollback (deployer and up; a database downgrade needs a
-    /// lead). `key` is the Idempotency-Key.
+    /// lead). `key` is the Idempotency-Key. The order of the answers is
+    /// the role (403) before the rules (409, 422): a deployer asking for a
+    /// downgrade hears that it needs a lead whatever the preflight says.
     pub async fn start_rollback(
         &self,
         actor: &Actor,
@@ -544,23 +585,27 @@ impl ControlPlane {
         self.require_on(actor, Role::Deployer, ACTION, Some(env), meta)
             .await?;
         let config = self.environment(env)?;
-        let hash = request_hash(&json!({
-            "environment": env,
-            "target_deploy_id": ask.target_deploy_id,
-            "database": ask.database,
-            "revert_code": ask.revert_code,
-            "reason": ask.reason.trim(),
-            "confirm_revision": ask.confirm_revision,
-        }));
+        let attempt = Attempt {
+            actor,
+            meta,
+            action: ACTION,
+            env,
+            key,
+            hash: request_hash(&json!({
+                "environment": env,
+                "target_deploy_id": ask.target_deploy_id,
+                "database": ask.database,
+                "revert_code": ask.revert_code,
+                "reason": ask.reason.trim(),
+                "confirm_revision": ask.confirm_revision,
+            })),
+        };
         if let Some(key) = key
             && let Some(existing) = self.store.operation_by_key(&actor.name, key).await?
         {
-            return self.replay(actor, meta, ACTION, env, existing, &hash).await;
+            return self.replay(&attempt, existing).await;
         }
-        let reason = match reason_text(&ask.reason) {
-            Ok(reason) => reason,
-            Err(error) => return self.refuse(actor, meta, ACTION, env, error).await,
-        };
+        self.pause(Pause::AfterKeyLookup).await;
         let input = self
             .plan_input(
                 config,
@@ -571,6 +616,13 @@ impl ControlPlane {
             )
             .await?;
         let plan = rollback::plan(&input);
+        let requirements = &plan.requirements;
+        self.require_on(actor, requirements.required_role, ACTION, Some(env), meta)
+            .await?;
+        let reason = match reason_text(&ask.reason) {
+            Ok(reason) => reason,
+            Err(error) => return self.refuse_keyed(&attempt, error).await,
+        };
         let blocks: Vec<_> = plan
             .checks
             .iter()
@@ -578,7 +630,7 @@ impl ControlPlane {
             .collect();
         if let Some(check) = blocks.iter().find(|c| matches!(c.id, "operation" | "lock")) {
             let error = ControlError::Conflict(check.sentence.clone());
-            return self.refuse(actor, meta, ACTION, env, error).await;
+            return self.refuse_keyed(&attempt, error).await;
         }
         if !blocks.is_empty() {
             let sentences: Vec<_> = blocks.iter().map(|c| c.sentence.as_str()).collect();
@@ -586,22 +638,19 @@ impl ControlPlane {
                 "The preflight blocks this rollback: {}",
                 sentences.join(" ")
             ));
-            return self.refuse(actor, meta, ACTION, env, error).await;
+            return self.refuse_keyed(&attempt, error).await;
         }
-        let requirements = &plan.requirements;
-        self.require_on(actor, requirements.required_role, ACTION, Some(env), meta)
-            .await?;
         if let Some(revision) = &requirements.typed_confirmation
             && ask.confirm_revision.as_deref().map(str::trim) != Some(revision.as_str())
         {
             let error = ControlError::Invalid(format!(
                 "This downgrade destroys data: type the target revision {revision} to confirm."
             ));
-            return self.refuse(actor, meta, ACTION, env, error).await;
+            return self.refuse_keyed(&attempt, error).await;
         }
         let Some(to) = &plan.to else {
             let error = ControlError::Invalid("The plan has no target release.".into());
-            return self.refuse(actor, meta, ACTION, env, error).await;
+            return self.refuse_keyed(&attempt, error).await;
         };
         let database = ask.database && plan.needs_database_change;
         let request = Request::Rollback(RollbackRequest {
@@ -616,21 +665,17 @@ impl ControlPlane {
             } else {
                 None
             },
+            database_only: plan.database_only,
             reason,
         });
         let break_glass = requirements.break_glass && !actor.role.allows(Role::Lead);
         let plan_json = serde_json::to_value(&plan).expect("a plan always serialises");
         self.create(
-            actor,
-            meta,
-            ACTION,
-            env,
+            &attempt,
             request,
             plan_json,
             requirements.second_approval,
             break_glass,
-            key,
-            hash,
         )
         .await
     }
@@ -654,35 +699,34 @@ impl ControlPlane {
             .as_deref()
             .map(str::trim)
             .filter(|c| !c.is_empty());
+        let reason = if ask.reason.trim().is_empty() {
+            "deploy from Flightdeck".to_owned()
+        } else {
+            ask.reason.trim().to_owned()
+        };
+        let attempt = Attempt {
+            actor,
+            meta,
+            action: ACTION,
+            env,
+            key,
+            hash: request_hash(&json!({"environment": env, "commit": commit, "reason": reason})),
+        };
         if let Some(sha) = commit
             && (!(7..=40).contains(&sha.len()) || !sha.chars().all(|c| c.is_ascii_hexdigit()))
         {
             let error = ControlError::Invalid(format!("`{sha}` is not a commit sha."));
-            return self.refuse(actor, meta, ACTION, env, error).await;
+            return self.refuse_keyed(&attempt, error).await;
         }
-        let reason = if ask.reason.trim().is_empty() {
-            "deploy from Flightdeck".to_owned()
-        } else {
-            reason_text(&ask.reason)?
-        };
-        let hash = request_hash(&json!({"environment": env, "commit": commit, "reason": reason}));
+        if let Err(error) = reason_text(&reason) {
+            return self.refuse_keyed(&attempt, error).await;
+        }
         let request = Request::Deploy(DeployRequest {
             commit: commit.map(str::to_owned),
             reason,
         });
-        self.create(
-            actor,
-            meta,
-            ACTION,
-            env,
-            request,
-            json!({}),
-            false,
-            false,
-            key,
-            hash,
-        )
-        .await
+        self.create(&attempt, request, json!({}), false, false)
+            .await
     }
 
     /// One operation with its steps (viewer and up).
@@ -699,6 +743,13 @@ impl ControlPlane {
         let lock = self.store.environment_lock(&op.environment).await?;
         let is_lead = actor.role.allows(Role::Lead);
         let summary = match &request {
+            Some(Request::Rollback(r)) if r.database_only => format!(
+                "Bring {}'s database down to {} under the live code of deploy {} ({})",
+                op.environment,
+                r.downgrade_to.as_deref().unwrap_or("?"),
+                r.target_deploy_id,
+                &r.target_commit[..r.target_commit.len().min(7)],
+            ),
             Some(Request::Rollback(r)) => format!(
                 "Roll {} back to deploy {} ({}){}{}",
                 op.environment,

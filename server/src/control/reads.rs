@@ -282,15 +282,12 @@ impl ControlPlane {
         self.page(actor, meta, "migrations.view", env, async |config| {
             let releases = self.releases_of(config, RELEASES).await?;
             let db = self.store.database_state(config.name.as_str()).await?;
-            let live = releases
-                .iter()
-                .find(|r| r.is_live)
-                .and_then(|r| r.commit.clone());
-            Ok(views::migrations_view(
-                config.name.as_str(),
-                live.as_ref(),
-                db.as_ref(),
-            ))
+            let live = releases.iter().find(|r| r.is_live);
+            let commit = live.and_then(|r| r.commit.clone());
+            Ok(MigrationsView {
+                live_deploy_id: live.map(|r| r.deploy.id.clone()),
+                ..views::migrations_view(config.name.as_str(), commit.as_ref(), db.as_ref())
+            })
         })
         .await
     }

@@ -138,6 +138,10 @@ pub struct RollbackRequest {
     pub revert_mode: RevertMode,
     /// The revision `alembic downgrade` is given, when `database`.
     pub downgrade_to: Option<String>,
+    /// The live deploy runs the target's code already: only the database
+    /// steps run, Render is not asked to roll back.
+    #[serde(default)]
+    pub database_only: bool,
     pub reason: String,
 }
 
@@ -176,7 +180,10 @@ impl Request {
     pub fn steps(&self) -> Vec<Step> {
         match self {
             Request::Rollback(r) => {
-                let mut steps = vec![Step::Freeze, Step::RenderRollback, Step::WaitLive];
+                let mut steps = vec![Step::Freeze];
+                if !r.database_only {
+                    steps.extend([Step::RenderRollback, Step::WaitLive]);
+                }
                 if r.database {
                     steps.push(Step::DatabaseDowngrade);
                 }
@@ -217,8 +224,29 @@ mod unit_tests {
             revert_code,
             revert_mode: RevertMode::PullRequest,
             downgrade_to: database.then(|| "base".into()),
+            database_only: false,
             reason: "broken".into(),
         })
+    }
+
+    #[test]
+    fn a_database_only_rollback_asks_render_for_nothing_and_downgrades_under_the_lock() {
+        let mut request = rollback(true, false);
+        if let Request::Rollback(r) = &mut request {
+            r.database_only = true;
+        }
+        let names: Vec<_> = request.steps().iter().map(|s| s.name()).collect();
+        assert_eq!(names, ["freeze", "database_downgrade", "smoke", "notify"]);
+    }
+
+    #[test]
+    fn a_request_stored_before_database_only_existed_reads_as_a_full_rollback() {
+        let mut text = serde_json::to_value(rollback(true, false)).unwrap();
+        text.as_object_mut().unwrap().remove("database_only");
+        let Request::Rollback(r) = serde_json::from_value(text).unwrap() else {
+            panic!("a rollback");
+        };
+        assert!(!r.database_only);
     }
 
     #[test]

@@ -407,6 +407,148 @@ async fn the_same_idempotency_key_twenty_times_is_one_operation_with_identical_r
     );
 }
 
+/// A second request with the same Idempotency-Key, held right after its
+/// key lookup found nothing, while the first one creates the operation
+/// (and, with `settle`, runs it to the end and leaves production locked):
+/// released, it must replay that operation, not be refused by it.
+async fn key_race_held_after_the_lookup(backend: &str, settle: bool) {
+    use crate::control::{Pause, PauseHook};
+    use tokio::sync::{Notify, Semaphore};
+    let s = setup(backend, |t| t).await;
+    let arrived = Arc::new(Notify::new());
+    let release = Arc::new(Semaphore::new(0));
+    let hook: PauseHook = {
+        let (arrived, release) = (arrived.clone(), release.clone());
+        Arc::new(move |at| {
+            let (arrived, release) = (arrived.clone(), release.clone());
+            Box::pin(async move {
+                if at == Pause::AfterKeyLookup {
+                    arrived.notify_one();
+                    release.acquire().await.unwrap().forget();
+                }
+            })
+        })
+    };
+    // The held request goes through a second panel (its own pool on
+    // PostgreSQL), the one that wins through the first.
+    let store = match &s.store.store.pool {
+        crate::store::Pool::Postgres(_) => {
+            crate::store::Store::connect(&s.store.url()).await.unwrap()
+        }
+        crate::store::Pool::Sqlite(_) => s.store.store.clone(),
+    };
+    let held_panel = ControlPlane::new(store, s.config.clone())
+        .with_upstreams(
+            Upstreams::from_config(&s.config),
+            Arc::new(|_: &str, _: &str| {}),
+        )
+        .with_pause(hook);
+    let dana = person("dana", Role::Deployer);
+    let held = tokio::spawn({
+        let dana = dana.clone();
+        async move {
+            held_panel
+                .start_rollback(
+                    &dana,
+                    &RequestMeta::default(),
+                    "production",
+                    &ask("storm"),
+                    Some("k-race"),
+                )
+                .await
+        }
+    });
+    arrived.notified().await;
+    let first = s
+        .control
+        .start_rollback(
+            &dana,
+            &RequestMeta::default(),
+            "production",
+            &ask("storm"),
+            Some("k-race"),
+        )
+        .await
+        .unwrap();
+    assert!(!first.replayed);
+    if settle {
+        assert_eq!(settled(&s.control, &first.id).await, state::SUCCEEDED);
+    }
+    release.add_permits(1);
+    let second = held
+        .await
+        .unwrap()
+        .expect("the same key replays, whatever the first one left behind");
+    assert!(second.replayed);
+    assert_eq!(
+        serde_json::to_string(&second).unwrap(),
+        serde_json::to_string(&first).unwrap(),
+        "the same reply"
+    );
+    settled(&s.control, &first.id).await;
+    assert_eq!(s.world.render.calls().rollbacks, 1);
+    let denied = audit_actions(&s)
+        .await
+        .into_iter()
+        .filter(|(a, o, _)| a == "rollback.start" && o == "denied")
+        .count();
+    assert_eq!(denied, 0, "a replay is no refusal");
+    s.store.drop_database().await;
+}
+
+#[tokio::test]
+async fn a_key_replayed_while_its_operation_is_being_created_is_one_operation_on_sqlite() {
+    key_race_held_after_the_lookup("sqlite", false).await;
+}
+
+#[tokio::test]
+async fn a_key_replayed_across_two_panels_while_its_operation_is_being_created_on_postgres() {
+    key_race_held_after_the_lookup("postgres", false).await;
+}
+
+#[tokio::test]
+async fn a_key_replayed_after_its_operation_finished_and_locked_production_on_sqlite() {
+    key_race_held_after_the_lookup("sqlite", true).await;
+}
+
+#[tokio::test]
+async fn a_key_replayed_after_its_operation_finished_and_locked_production_on_postgres() {
+    key_race_held_after_the_lookup("postgres", true).await;
+}
+
+#[tokio::test]
+async fn the_same_deploy_key_twenty_times_at_once_is_one_deploy() {
+    let s = setup("sqlite", |t| t).await;
+    let mut tasks = Vec::new();
+    for _ in 0..20 {
+        let control = s.control.clone();
+        tasks.push(tokio::spawn(async move {
+            control
+                .start_deploy(
+                    &person("dana", Role::Deployer),
+                    &RequestMeta::default(),
+                    "production",
+                    &crate::control::DeployAsk::default(),
+                    Some("deploy-key"),
+                )
+                .await
+        }));
+    }
+    let mut ids = std::collections::BTreeSet::new();
+    for task in tasks {
+        ids.insert(
+            task.await
+                .unwrap()
+                .expect("every reply is the operation")
+                .id,
+        );
+    }
+    assert_eq!(ids.len(), 1);
+    let id = ids.into_iter().next().unwrap();
+    assert_eq!(settled(&s.control, &id).await, state::SUCCEEDED);
+    assert_eq!(s.world.render.calls().deploys_triggered, 1);
+}
+
 #[tokio::test]
 async fn a_viewer_cannot_roll_back_and_nothing_reaches_render() {
     let s = setup("sqlite", |t| t).await;
@@ -908,6 +1050,158 @@ async fn the_workflow_runner_dispatches_the_rollback_workflow_and_reads_the_data
         vec![revision]
     };
     assert_eq!(db.revisions().await.unwrap(), expected);
+}
+
+#[tokio::test]
+async fn after_a_code_only_rollback_a_lead_finishes_the_runbook_with_a_database_only_rollback() {
+    let s = setup("sqlite", |t| t).await;
+    let meta = RequestMeta::default();
+    let lee = person("lee", Role::Lead);
+    let (target, plan) = downgrade_target(&s, "staging").await;
+    let revision = plan.downgrade_to.clone().unwrap();
+    let before = s.world.targets["staging"].1.revisions().await.unwrap();
+
+    // The runbook's first half: the code only.
+    let code = s
+        .control
+        .start_rollback(
+            &lee,
+            &meta,
+            "staging",
+            &RollbackAsk {
+                target_deploy_id: Some(target.clone()),
+                reason: "exports broken".into(),
+                ..RollbackAsk::default()
+            },
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(settled(&s.control, &code.id).await, state::SUCCEEDED);
+    s.control
+        .unlock_environment(&lee, &meta, "staging", "code is back, database next")
+        .await
+        .unwrap();
+    sync(&s.store, &s.config).await;
+    assert_eq!(
+        s.world.targets["staging"].1.revisions().await.unwrap(),
+        before
+    );
+    let live = s
+        .control
+        .timeline(&lee, &meta, "staging")
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .find(|r| r.is_live)
+        .unwrap();
+    assert_ne!(
+        live.deploy_id, target,
+        "Render made a new deploy of the old commit"
+    );
+
+    // The second half: the database, to the live code's head.
+    let ask = RollbackAsk {
+        target_deploy_id: Some(live.deploy_id.clone()),
+        database: true,
+        reason: "bring the schema to the live code".into(),
+        confirm_revision: plan.requirements.typed_confirmation.clone(),
+        ..RollbackAsk::default()
+    };
+    let planned = s
+        .control
+        .rollback_plan(&lee, &meta, "staging", &ask)
+        .await
+        .unwrap();
+    assert!(planned.database_only, "{:#?}", planned.checks);
+    assert!(!planned.blocked(), "{:#?}", planned.checks);
+    assert_eq!(planned.downgrade_to.as_deref(), Some(revision.as_str()));
+
+    // A deployer hears 403, not the preflight's verdict.
+    let error = s
+        .control
+        .start_rollback(
+            &person("dana", Role::Deployer),
+            &meta,
+            "staging",
+            &ask,
+            None,
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(error, ControlError::Forbidden(_)), "{error:?}");
+
+    let rollbacks = s.world.render.calls().rollbacks;
+    let started = s
+        .control
+        .start_rollback(&lee, &meta, "staging", &ask, None)
+        .await
+        .unwrap();
+    assert_eq!(settled(&s.control, &started.id).await, state::SUCCEEDED);
+    let (op, steps) = s.store.store.operation(&started.id).await.unwrap().unwrap();
+    let names: Vec<_> = steps
+        .iter()
+        .map(|s| (s.name.as_str(), s.state.as_str()))
+        .collect();
+    assert_eq!(
+        names,
+        [
+            ("freeze", "done"),
+            ("database_downgrade", "done"),
+            ("smoke", "done"),
+            ("notify", "skipped")
+        ],
+        "{op:?}"
+    );
+    let calls = s.world.render.calls();
+    assert_eq!(calls.rollbacks, rollbacks, "no Render rollback: {calls:?}");
+    assert_eq!(calls.deploys_triggered, 0, "{calls:?}");
+    let expected: Vec<String> = if revision == "base" {
+        vec![]
+    } else {
+        vec![revision]
+    };
+    assert_eq!(
+        s.world.targets["staging"].1.revisions().await.unwrap(),
+        expected
+    );
+    let view = s
+        .control
+        .operation_view(&lee, &meta, &started.id)
+        .await
+        .unwrap();
+    assert!(
+        view.summary.contains("database down to"),
+        "{}",
+        view.summary
+    );
+}
+
+#[tokio::test]
+async fn a_deployer_asking_for_a_downgrade_hears_that_it_needs_a_lead_before_any_other_refusal() {
+    let s = setup("sqlite", |t| t).await;
+    let meta = RequestMeta::default();
+    let (target, _) = downgrade_target(&s, "staging").await;
+    let dana = person("dana", Role::Deployer);
+    // No reason, and a wrong typed revision: still the role comes first.
+    let error = s
+        .control
+        .start_rollback(
+            &dana,
+            &meta,
+            "staging",
+            &RollbackAsk {
+                target_deploy_id: Some(target),
+                database: true,
+                confirm_revision: Some("wrong".into()),
+                ..RollbackAsk::default()
+            },
+            None,
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(error, ControlError::Forbidden(_)), "{error:?}");
 }
 
 async fn revert(mode: &str) -> (Setup, Vec<crate::store::operations::StepRow>) {

@@ -163,6 +163,10 @@ pub struct Plan {
     pub downgrade_to: Option<String>,
     /// The database is not at the target code's heads, or either is unknown.
     pub needs_database_change: bool,
+    /// The live deploy runs the target's code already and only the
+    /// database is brought to the target's head: the second half of the
+    /// runbook after a code-only rollback. No Render rollback, no wait.
+    pub database_only: bool,
     /// Every check, in a fixed order, so the page shows a full checklist.
     pub checks: Vec<Check>,
     pub requirements: Requirements,
@@ -204,6 +208,13 @@ impl Checks {
     }
     fn block(&mut self, id: &'static str, sentence: String) {
         self.push(id, Level::Block, sentence);
+    }
+    /// Changes the verdict of a check made earlier, keeping its place.
+    fn revise(&mut self, id: &'static str, level: Level, sentence: String) {
+        if let Some(check) = self.0.iter_mut().find(|c| c.id == id) {
+            check.level = level;
+            check.sentence = sentence;
+        }
     }
 }
 
@@ -341,12 +352,27 @@ pub fn plan(input: &PlanInput) -> Plan {
             found
         }
     };
-    if let Some(target) = target {
-        check_target(&mut checks, input, live, target);
-    }
+    let same_code = match target {
+        Some(target) => check_target(&mut checks, input, live, target),
+        None => false,
+    };
 
     let commits = check_commits(&mut checks, input, live, target);
     let db = check_database(&mut checks, input, live, target);
+    // The code is where the target is, but the database is not: only the
+    // database moves, when that was asked and a path exists.
+    let database_only =
+        same_code && options.database && db.needs_change && db.downgrade_to.is_some();
+    if let (true, Some(target), Some(to)) = (database_only, target, &db.downgrade_to) {
+        checks.revise(
+            "target",
+            Level::Pass,
+            format!(
+                "{env} runs the code of {} already; this rollback only brings the database down to {to}, with no Render rollback.",
+                label(target)
+            ),
+        );
+    }
 
     let change_requested = options.database && db.needs_change;
     let loses_data =
@@ -381,6 +407,7 @@ pub fn plan(input: &PlanInput) -> Plan {
         alembic_path: db.path,
         downgrade_to: db.downgrade_to,
         needs_database_change: db.needs_change,
+        database_only,
         checks: checks.0,
         requirements,
     }
@@ -391,25 +418,43 @@ fn went_live(release: &Release) -> bool {
     matches!(release.deploy.status.as_str(), "live" | "deactivated")
 }
 
-fn check_target(checks: &mut Checks, input: &PlanInput, live: Option<&Release>, target: &Release) {
+/// Checks the target; true when it runs the live code (the same deploy or
+/// the same commit), which leaves only the database to roll back.
+fn check_target(
+    checks: &mut Checks,
+    input: &PlanInput,
+    live: Option<&Release>,
+    target: &Release,
+) -> bool {
     let env = input.environment.as_str();
     let name = label(target);
-    match live {
-        Some(live) if live.deploy.id == target.deploy.id => checks.block(
-            "target",
-            format!("{name} is the live release of {env} already; there is nothing to roll back."),
-        ),
-        Some(live) if live.deploy.commit_sha == target.deploy.commit_sha => checks.block(
-            "target",
-            format!(
-                "{name} runs the same commit as the live release; there is nothing to roll back."
-            ),
-        ),
-        _ => checks.pass(
-            "target",
-            format!("The rollback goes to {name}: {}.", target.reason),
-        ),
-    }
+    let same_code = match live {
+        Some(live) if live.deploy.id == target.deploy.id => {
+            checks.block(
+                "target",
+                format!(
+                    "{name} is the live release of {env} already; there is nothing to roll back."
+                ),
+            );
+            true
+        }
+        Some(live) if live.deploy.commit_sha == target.deploy.commit_sha => {
+            checks.block(
+                "target",
+                format!(
+                    "{name} runs the same commit as the live release; there is nothing to roll back."
+                ),
+            );
+            true
+        }
+        _ => {
+            checks.pass(
+                "target",
+                format!("The rollback goes to {name}: {}.", target.reason),
+            );
+            false
+        }
+    };
     if went_live(target) {
         checks.pass(
             "target_went_live",
@@ -472,6 +517,7 @@ fn check_target(checks: &mut Checks, input: &PlanInput, live: Option<&Release>, 
             ),
         }
     }
+    same_code
 }
 
 fn check_commits(
@@ -749,11 +795,22 @@ fn check_database(
     }
 
     // The path runs on the code that knows the database's revisions: the
-    // live code normally (the database is ahead of the target), else the target's.
+    // live code normally (the database is ahead of the target), else the
+    // target's, else the newest release's that does (after a code-only
+    // rollback, the release rolled back from: the branch still has it).
+    let knows_rows = |g: &&Graph| rows.iter().all(|id| g.get(id).is_some());
     let live_graph = live
         .and_then(migrations)
-        .and_then(|m| Graph::new(m.revisions).ok());
-    let knows_rows = |g: &&Graph| rows.iter().all(|id| g.get(id).is_some());
+        .and_then(|m| Graph::new(m.revisions).ok())
+        .filter(|g| knows_rows(&g))
+        .or_else(|| {
+            input
+                .releases
+                .iter()
+                .filter_map(migrations)
+                .filter_map(|m| Graph::new(m.revisions).ok())
+                .find(|g| knows_rows(&g) && heads.iter().all(|h| g.get(h).is_some()))
+        });
     let to = match heads.as_slice() {
         [] => Ok(None),
         [one] => Ok(Some(one.as_str())),

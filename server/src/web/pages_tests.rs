@@ -532,6 +532,46 @@ async fn the_migrations_page_shows_the_graph_parents_first_with_pending_and_data
 }
 
 #[tokio::test]
+async fn leads_see_a_database_ahead_of_the_live_code_and_the_way_to_bring_it_back() {
+    let panel = Panel::start().await;
+    // As after a code-only rollback: the database at a revision the live
+    // code does not contain.
+    panel
+        .store
+        .as_ref()
+        .unwrap()
+        .store
+        .set_database_state("production", &["d4".to_owned()])
+        .await
+        .unwrap();
+    let lead = panel.sign_in_as("lee").await;
+    let viewer = panel.sign_in().await;
+    for path in ["/", "/env/production/migrations"] {
+        let (status, html) = panel.page(path, &lead).await;
+        assert_eq!(status, StatusCode::OK);
+        let offer = row(&html, "class=\"database-ahead\"");
+        assert!(
+            offer.contains("Database ahead of the live code → bring it to"),
+            "{path}: {offer}"
+        );
+        assert!(offer.contains("<code>c3</code>"), "{path}: {offer}");
+        assert!(
+            offer.contains("/env/production/rollback?target=dep-live&amp;database=on"),
+            "{path}: {offer}"
+        );
+        let (_, html) = panel.page(path, &viewer).await;
+        assert!(
+            !html.contains("database-ahead"),
+            "{path}: only leads get the offer"
+        );
+    }
+    // Staging's database was never read: no offer on its card.
+    let (_, html) = panel.page("/", &lead).await;
+    assert!(!row(&html, "data-env=\"staging\"").contains("database-ahead"));
+    panel.stop().await;
+}
+
+#[tokio::test]
 async fn an_unknown_environment_is_a_404_page_and_a_404_in_the_api() {
     let panel = Panel::start().await;
     let cookie = panel.sign_in().await;

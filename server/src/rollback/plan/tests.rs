@@ -365,6 +365,64 @@ fn rolling_back_to_the_live_release_blocks() {
     assert!(sentence(&plan, "target").contains("runs the same commit as the live release"));
 }
 
+/// After a code-only rollback to dep-1: Render's new deploy dep-4 runs
+/// dep-1's commit (at b) while the database stays at c.
+fn after_code_rollback() -> PlanInput {
+    let mut input = input();
+    let revs = abc();
+    input.releases[0].is_live = false;
+    input.releases[0].deploy.status = "deactivated".into();
+    input
+        .releases
+        .insert(0, release("dep-4", "bbbbbbb111", "live", 40, &revs[..2]));
+    input.branch_head_now = Some("ccccccc333".into());
+    input.branch_head_planned = None;
+    input
+}
+
+#[test]
+fn after_a_code_only_rollback_a_lead_can_bring_the_database_to_the_live_code_alone() {
+    for target in ["dep-4", "dep-1"] {
+        let mut input = after_code_rollback();
+        input.target = Some(target.into());
+        input.options.database = true;
+        let plan = plan_of(&input);
+        assert!(!plan.blocked(), "{target}: {:#?}", plan.checks);
+        assert!(plan.database_only, "{target}");
+        assert_eq!(plan.downgrade_to.as_deref(), Some("b"));
+        assert_eq!(ids(&plan.alembic_path), ["c"]);
+        assert_eq!(level(&plan, "target"), Some(Level::Pass));
+        assert!(
+            sentence(&plan, "target")
+                .contains("only brings the database down to b, with no Render rollback"),
+            "{}",
+            sentence(&plan, "target")
+        );
+        // Undoing c drops a column: a lead, the typed revision.
+        assert_eq!(plan.requirements.required_role, Role::Lead);
+        assert_eq!(plan.requirements.typed_confirmation.as_deref(), Some("b"));
+        assert!(plan.commits.is_empty());
+    }
+}
+
+#[test]
+fn the_live_code_without_the_database_option_is_still_nothing_to_roll_back() {
+    let mut input = after_code_rollback();
+    input.target = Some("dep-4".into());
+    let plan = plan_of(&input);
+    assert!(plan.blocked());
+    assert!(!plan.database_only);
+    assert!(sentence(&plan, "target").contains("is the live release of production already"));
+
+    // Nor with it, once the database is at the live code's head.
+    input.options.database = true;
+    input.database = Some(vec!["b".into()]);
+    let plan = plan_of(&input);
+    assert!(plan.blocked());
+    assert!(!plan.database_only);
+    assert_eq!(level(&plan, "target"), Some(Level::Block));
+}
+
 #[test]
 fn no_good_release_before_the_live_one_blocks_with_a_clear_sentence() {
     let mut input = input();
