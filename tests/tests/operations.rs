@@ -293,7 +293,8 @@ async fn every_action_refused_to_the_wrong_role_sends_nothing_upstream() {
 }
 
 #[tokio::test]
-async fn two_panel_processes_on_one_postgresql_store_start_one_rollback_for_fifty_requests() {
+async fn two_panel_processes_on_one_postgresql_store_start_one_rollback_for_fifty_requests_and_one_per_key()
+ {
     use flightdeck_tests::{Panel, run_binary};
     let dir = TempDir::new("ops-two-panels");
     let sandbox = Sandbox::start(&dir, &["--seed", "5", "--no-panel"]).await;
@@ -388,6 +389,44 @@ async fn two_panel_processes_on_one_postgresql_store_start_one_rollback_for_fift
         .await
         .unwrap();
     assert_eq!(calls["rollbacks"], 1, "{calls}");
+
+    // One Idempotency-Key sent twenty times across both processes: one
+    // operation, and every reply is the same 202.
+    let mut tasks = Vec::new();
+    for i in 0..20 {
+        let panel = &panels[i % 2];
+        let request = http()
+            .post(panel.at("/api/v1/environments/staging/rollbacks"))
+            .header("Origin", &panel.url)
+            .header("Cookie", &cookie)
+            .header("Idempotency-Key", "two-panels-one-key")
+            .json(&json!({ "reason": "one key, two panels" }));
+        tasks.push(tokio::spawn(async move {
+            let response = request.send().await.unwrap();
+            (response.status().as_u16(), response.text().await.unwrap())
+        }));
+    }
+    let mut replies = Vec::new();
+    for task in tasks {
+        replies.push(task.await.unwrap());
+    }
+    assert_eq!(replies[0].0, 202, "{replies:?}");
+    assert!(replies.iter().all(|r| r == &replies[0]), "{replies:?}");
+    let id = serde_json::from_str::<Value>(&replies[0].1).unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let state = flightdeck_tests::settled_state(&panels[0].url, &cookie, &id).await;
+    assert_eq!(state, "succeeded");
+    let calls: Value = http()
+        .get(format!("{}/_sandbox/calls", sandbox.printed["render"]))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(calls["rollbacks"], 2, "one more, for staging: {calls}");
 
     for panel in panels {
         panel.stop().await;
