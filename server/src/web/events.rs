@@ -8,7 +8,7 @@ use axum::Extension;
 use axum::extract::State;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
-use futures_util::stream::{self, Stream};
+use futures_util::stream::{self, FusedStream, StreamExt};
 use http::StatusCode;
 use serde::{Deserialize, Serialize};
 use std::convert::Infallible;
@@ -75,10 +75,12 @@ pub(crate) async fn events(
 }
 
 /// The receiver as SSE events; a reader that fell behind gets one change
-/// for [`ALL`] in place of what it missed.
+/// for [`ALL`] in place of what it missed. Fused: once the sender is gone
+/// the stream keeps answering `None` (a bare `unfold` panics when a body
+/// polls it again after its end).
 fn change_events(
     receiver: broadcast::Receiver<Change>,
-) -> impl Stream<Item = Result<Event, Infallible>> {
+) -> impl FusedStream<Item = Result<Event, Infallible>> {
     stream::unfold(receiver, |mut receiver| async move {
         let change = match receiver.recv().await {
             Ok(change) => change,
@@ -91,4 +93,22 @@ fn change_events(
             .unwrap_or_else(|_| Event::default().event("change").data("{}"));
         Some((Ok(event), receiver))
     })
+    .fuse()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn the_change_stream_ends_when_the_sender_goes_and_stays_ended() {
+        let sender = changes();
+        let mut events = std::pin::pin!(change_events(sender.subscribe()));
+        sender.send(Change::new("production", "deploys")).unwrap();
+        drop(sender);
+        assert!(events.next().await.is_some(), "the change sent before");
+        for _ in 0..3 {
+            assert!(events.next().await.is_none(), "ended, and still ended");
+        }
+    }
 }

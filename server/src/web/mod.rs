@@ -3,6 +3,7 @@
 
 mod auth;
 mod backend;
+mod body_guard;
 mod context;
 pub mod events;
 mod forms;
@@ -202,8 +203,13 @@ pub fn router(state: AppState) -> Router {
             HeaderValue::from_static("nosniff"),
         ))
         .layer(axum::middleware::from_fn(ops::count_requests))
+        // Outside the compression, so a panic anywhere in a body's stack
+        // (the handler's stream or the encoder around it) is caught, logged
+        // with the route and counted, and the response ends as failed.
+        .layer(axum::middleware::from_fn(body_guard::guard_bodies))
         // A bug that panics in a handler answers 500 rather than dropping
-        // the connection (the panic itself is logged by the panic hook).
+        // the connection (the panic itself is logged by the panic hook);
+        // once the handler has answered, `body_guard` takes over.
         .layer(CatchPanicLayer::custom(|_| {
             (
                 http::StatusCode::INTERNAL_SERVER_ERROR,
