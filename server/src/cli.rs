@@ -148,7 +148,12 @@ impl From<std::io::Error> for CliError {
 
 /// Parses the command line, runs the command and maps the result to an exit code.
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let mut cli = Cli::parse();
+    // A sandbox without `--dir` works in a throw-away folder, removed below.
+    let throwaway = match &mut cli.command {
+        Some(Command::Sandbox(args)) => crate::sandbox::ThrowAwayDir::take_for(args),
+        _ => None,
+    };
     init_logging(cli.log_format);
     // Rendering a page nests one call per element; unoptimised (debug)
     // builds need far more stack for that than tokio's 2 MiB default.
@@ -163,7 +168,14 @@ pub fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    match runtime.block_on(run(cli)) {
+    let result = runtime.block_on(run(cli));
+    if let Some(dir) = throwaway {
+        // Every task stops first (the simulators, the sync, the store's
+        // connections), so nothing writes into the folder while it goes.
+        runtime.shutdown_timeout(std::time::Duration::from_secs(10));
+        dir.remove();
+    }
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             let code = match error {
@@ -374,8 +386,10 @@ pub async fn serve(control: ControlPlane) -> Result<(), CliError> {
         executor.spawn_resumer();
     }
     tokio::spawn(verify_every(state.control.clone(), CHAIN_CHECK_EVERY));
+    // Listening for SIGTERM and Ctrl-C before the line that says it is up.
+    let stop = web::shutdown_signal();
     println!("panel http://{addr}");
     tracing::info!(%addr, store = state.control.store().backend(), "serving");
-    web::serve(listener, state).await?;
+    web::serve(listener, state, stop).await?;
     Ok(())
 }

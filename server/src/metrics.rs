@@ -16,6 +16,8 @@ pub struct Metrics {
     requests: Mutex<BTreeMap<(String, String, u16), u64>>,
     /// (service, outcome) → count.
     upstream: Mutex<BTreeMap<(&'static str, &'static str), u64>>,
+    /// Route → response bodies that panicked while being sent.
+    body_panics: Mutex<BTreeMap<String, u64>>,
 }
 
 static METRICS: LazyLock<Metrics> = LazyLock::new(Metrics::default);
@@ -68,6 +70,13 @@ impl Metrics {
         *upstream.entry((service, outcome)).or_default() += 1;
     }
 
+    /// Counts one response body that panicked while it was being sent
+    /// (see `web::body_guard`); `route` as for [`Metrics::request`].
+    pub fn body_panic(&self, route: &str) {
+        let mut panics = self.body_panics.lock().unwrap_or_else(|p| p.into_inner());
+        *panics.entry(route.to_owned()).or_default() += 1;
+    }
+
     /// The process's counters as Prometheus text.
     pub fn render_counters(&self, out: &mut String) {
         let requests = self.requests.lock().unwrap_or_else(|p| p.into_inner());
@@ -89,6 +98,17 @@ impl Metrics {
             let _ = writeln!(
                 out,
                 "flightdeck_upstream_calls_total{{service=\"{service}\",outcome=\"{outcome}\"}} {count}"
+            );
+        }
+        drop(upstream);
+        let panics = self.body_panics.lock().unwrap_or_else(|p| p.into_inner());
+        out.push_str("# HELP flightdeck_body_panics_total Response bodies that panicked while being sent (cut short), by route pattern.\n");
+        out.push_str("# TYPE flightdeck_body_panics_total counter\n");
+        for (route, count) in panics.iter() {
+            let _ = writeln!(
+                out,
+                "flightdeck_body_panics_total{{route=\"{}\"}} {count}",
+                escape(route),
             );
         }
     }
@@ -159,6 +179,7 @@ mod tests {
         metrics.request("/api/v1/audit", "GET", 403);
         metrics.upstream("github", outcome_of_status(304));
         metrics.upstream("render", outcome_of_status(503));
+        metrics.body_panic("/api/v1/audit/export");
         let mut out = String::new();
         metrics.render_counters(&mut out);
         assert!(out.contains(
@@ -173,6 +194,7 @@ mod tests {
         assert!(
             out.contains("flightdeck_upstream_calls_total{service=\"render\",outcome=\"5xx\"} 1\n")
         );
+        assert!(out.contains("flightdeck_body_panics_total{route=\"/api/v1/audit/export\"} 1\n"));
         let mut ops = String::new();
         render_operations(&mut ops, &[("rollback".into(), "succeeded".into(), 3)]);
         assert!(ops.contains("flightdeck_operations{kind=\"rollback\",state=\"succeeded\"} 3\n"));

@@ -347,7 +347,7 @@ pub async fn session_for(panel: &Panel, name: &str, password: &str) -> String {
 
 /// A running `flightdeck sandbox`; killed when dropped.
 pub struct Sandbox {
-    _child: Child,
+    child: Child,
     /// What it printed, keyed by the first word (`target-db` lines by
     /// `target-db <env>`).
     pub printed: std::collections::HashMap<String, String>,
@@ -357,15 +357,19 @@ impl Sandbox {
     /// Starts the sandbox in `dir` with `extra` options and waits for its
     /// `panel` (or, with `--no-panel`, `ready`) line.
     pub async fn start(dir: &TempDir, extra: &[&str]) -> Sandbox {
+        let mut args = vec!["--dir", dir.0.to_str().unwrap()];
+        args.extend_from_slice(extra);
+        Sandbox::launch(&args, &[]).await
+    }
+
+    /// Starts `flightdeck sandbox --listen 127.0.0.1:0 ARGS` with extra
+    /// environment variables (`TMPDIR` for one without `--dir`) and waits
+    /// for its `panel` (or `ready`) line.
+    pub async fn launch(args: &[&str], env: &[(&str, &Path)]) -> Sandbox {
         let mut child = Command::new(binary())
-            .args([
-                "sandbox",
-                "--listen",
-                "127.0.0.1:0",
-                "--dir",
-                dir.0.to_str().unwrap(),
-            ])
-            .args(extra)
+            .args(["sandbox", "--listen", "127.0.0.1:0"])
+            .args(args)
+            .envs(env.iter().copied())
             .env_remove("FLIGHTDECK_CONFIG")
             .env("FLIGHTDECK_SITE_ROOT", site_root())
             .stdin(Stdio::null())
@@ -395,10 +399,22 @@ impl Sandbox {
         .await
         .expect("the sandbox starts within 60 seconds");
         tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-        Sandbox {
-            _child: child,
-            printed,
-        }
+        Sandbox { child, printed }
+    }
+
+    /// Sends `signal` (`TERM`, `INT`, as `kill` names them) and waits for
+    /// the process to end.
+    pub async fn stop(mut self, signal: &str) -> std::process::ExitStatus {
+        let pid = self.child.id().expect("the sandbox is running");
+        let sent = std::process::Command::new("kill")
+            .args([&format!("-{signal}"), &pid.to_string()])
+            .status()
+            .unwrap();
+        assert!(sent.success(), "kill -{signal} {pid}");
+        tokio::time::timeout(Duration::from_secs(30), self.child.wait())
+            .await
+            .unwrap_or_else(|_| panic!("the sandbox stops within 30 seconds of SIG{signal}"))
+            .unwrap()
     }
 
     pub fn panel(&self) -> &str {

@@ -1,6 +1,9 @@
 //! The pages in real headless Chromium (Debian's chromium + chromium-driver),
 //! driven over WebDriver: sign in, the overview, hydration, sign out, roles.
 
+#[path = "support/audit_trail.rs"]
+mod audit_trail;
+
 use fantoccini::{Client, ClientBuilder, Locator};
 use flightdeck_tests::{Panel, Sandbox, Setup, TempDir, http};
 use std::process::Stdio;
@@ -47,6 +50,21 @@ impl Driver {
     }
 
     async fn browser(&self) -> Client {
+        self.browser_with_prefs(serde_json::json!({})).await
+    }
+
+    /// A browser that saves downloads into `dir` without asking.
+    async fn browser_downloading_into(&self, dir: &std::path::Path) -> Client {
+        self.browser_with_prefs(serde_json::json!({
+            "download.default_directory": dir,
+            "download.prompt_for_download": false,
+            "download.directory_upgrade": true,
+        }))
+        .await
+    }
+
+    /// A browser with Chromium preferences `prefs`.
+    async fn browser_with_prefs(&self, prefs: serde_json::Value) -> Client {
         let profile = flightdeck_tests::TempDir::new("chromium-profile");
         let args = vec![
             "--headless=new".to_owned(),
@@ -63,7 +81,7 @@ impl Driver {
         let mut caps = serde_json::Map::new();
         caps.insert(
             "goog:chromeOptions".into(),
-            serde_json::json!({ "args": args, "binary": "/usr/bin/chromium" }),
+            serde_json::json!({ "args": args, "binary": "/usr/bin/chromium", "prefs": prefs }),
         );
         ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
             .capabilities(caps)
@@ -741,4 +759,75 @@ async fn a_lead_filters_the_trail_to_a_break_glass_rollback_opens_it_and_marks_i
         .unwrap();
     assert!(text_of(&browser, "#error-message").await.contains("lead"));
     assert!(browser.find(Locator::Css("#review-queue")).await.is_err());
+}
+
+#[tokio::test]
+async fn a_lead_downloads_the_csv_export_from_the_audit_page_whole() {
+    // Two and a half export pages, downloaded by a browser that asks for gzip.
+    let events = audit_trail::EXPORT_PAGE * 5 / 2;
+    let setup = Setup::new("browser-export", "");
+    let until = audit_trail::seed(&setup.store_url, events).await;
+    let password = setup.add_user("lena", "lead").await;
+    let panel = setup.serve().await;
+    let driver = Driver::start().await;
+    let downloads = TempDir::new("browser-downloads");
+    let browser = driver.browser_downloading_into(&downloads.0).await;
+    sign_in(&browser, &panel.url, "lena", &password).await;
+
+    browser
+        .goto(&panel.at(&format!("/audit?until={until}")))
+        .await
+        .unwrap();
+    let link = wait_for(
+        &browser,
+        "#export-csv",
+        20,
+        "the page offers the CSV export",
+    )
+    .await;
+    let href = link.attr("href").await.unwrap().unwrap();
+    assert!(
+        href.contains("until="),
+        "the export keeps the filter: {href}"
+    );
+    link.click().await.unwrap();
+
+    // Chromium writes `….crdownload` and renames it once the body ended
+    // cleanly; a body cut short stays partial or is dropped.
+    let file = downloads.0.join("flightdeck-audit.csv");
+    let mut waited = 0;
+    while !file.is_file() {
+        assert!(
+            waited < 600,
+            "no finished download after 60 s: {:?}",
+            std::fs::read_dir(&downloads.0)
+                .unwrap()
+                .map(|e| e.unwrap().file_name())
+                .collect::<Vec<_>>()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        waited += 1;
+    }
+    let downloaded = std::fs::read(&file).unwrap();
+    let cli = setup
+        .cli(
+            &["audit", "export", "--format", "csv", "--until", &until],
+            None,
+        )
+        .await;
+    assert!(cli.status.success());
+    assert!(cli.stdout.len() > 500_000, "several pages");
+    assert!(
+        downloaded == cli.stdout,
+        "{} bytes downloaded, {} from the CLI",
+        downloaded.len(),
+        cli.stdout.len()
+    );
+    // Every event: one row per target, in order.
+    let text = String::from_utf8(downloaded).unwrap();
+    for i in [0, audit_trail::EXPORT_PAGE, events - 1] {
+        assert!(text.contains(&format!(",op_{i:06},")), "row {i}");
+    }
+    let rows = text.matches(",op_").count();
+    assert_eq!(rows, events, "one row per event");
 }

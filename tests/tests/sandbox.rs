@@ -194,3 +194,170 @@ async fn the_panels_github_webhook_refuses_bad_signatures_and_takes_a_delivery_o
         );
     }
 }
+
+/// Every `*_env` value anywhere in a parsed config: the names of the
+/// variables that hold its secrets.
+fn env_names(value: &toml::Value, names: &mut std::collections::BTreeSet<String>) {
+    match value {
+        toml::Value::Table(table) => {
+            for (key, value) in table {
+                match value {
+                    toml::Value::String(name) if key.ends_with("_env") => {
+                        names.insert(name.clone());
+                    }
+                    other => env_names(other, names),
+                }
+            }
+        }
+        toml::Value::Array(items) => items.iter().for_each(|v| env_names(v, names)),
+        _ => {}
+    }
+}
+
+#[tokio::test]
+async fn the_printed_env_file_defines_every_secret_the_printed_config_names_so_no_card_warns() {
+    let dir = TempDir::new("sandbox-secrets");
+    let sandbox = Sandbox::start(&dir, &[]).await;
+    let config: toml::Value = std::fs::read_to_string(&sandbox.printed["config"])
+        .unwrap()
+        .parse()
+        .unwrap();
+    let mut names = std::collections::BTreeSet::new();
+    env_names(&config, &mut names);
+    for name in [
+        "GITHUB_TOKEN",
+        "RENDER_DEPLOY_HOOK_URL",
+        "STAGING_BACKEND_URL",
+    ] {
+        assert!(names.contains(name), "the walk finds {name}: {names:?}");
+    }
+    let secrets: HashMap<String, String> = sandbox.secrets().into_iter().collect();
+    let missing: Vec<&String> = names
+        .iter()
+        .filter(|name| secrets.get(*name).is_none_or(|v| v.is_empty()))
+        .collect();
+    assert!(missing.is_empty(), "sandbox.env lacks {missing:?}");
+
+    // The deploy hook it names is the simulated Render's, and takes a deploy.
+    let hook = http()
+        .post(&secrets["RENDER_DEPLOY_HOOK_URL"])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(hook.status(), 200, "{}", hook.text().await.unwrap());
+
+    let cookie = sandbox.session().await;
+    let overview = http()
+        .get(format!("{}/", sandbox.panel()))
+        .header("Cookie", cookie)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        overview.contains("data-env=\"production\"") && overview.contains("data-env=\"staging\""),
+        "{overview}"
+    );
+    assert!(
+        !overview.contains("to enable everything for this environment"),
+        "a card asks for a secret: {overview}"
+    );
+}
+
+/// The entries of `dir`.
+fn entries(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut entries: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    entries.sort();
+    entries
+}
+
+/// Starts a sandbox without `--dir` and with `TMPDIR` pointed at a fresh
+/// folder, checks it works in a `flightdeck-sandbox-*` folder there, stops
+/// it with `signal` and returns what is left in `TMPDIR`.
+async fn a_throw_away_sandbox_stopped_by(signal: &str, extra: &[&str]) -> Vec<std::path::PathBuf> {
+    let tmp = TempDir::new(&format!("sandbox-tmpdir-{signal}"));
+    let sandbox = Sandbox::launch(extra, &[("TMPDIR", tmp.0.as_path())]).await;
+    let made = entries(&tmp.0);
+    assert_eq!(made.len(), 1, "one folder: {made:?}");
+    let folder = &made[0];
+    let name = folder.file_name().unwrap().to_str().unwrap();
+    assert!(name.starts_with("flightdeck-sandbox-"), "{name}");
+    assert!(
+        std::path::Path::new(&sandbox.printed["config"]).starts_with(folder),
+        "the config is in it: {:?}",
+        sandbox.printed
+    );
+    if sandbox.printed.contains_key("panel") {
+        // The panel is up and has written its store there.
+        let _ = sandbox.session().await;
+        assert!(folder.join("flightdeck.db").is_file());
+    }
+    let status = sandbox.stop(signal).await;
+    assert_eq!(status.code(), Some(0), "SIG{signal} is a clean stop");
+    entries(&tmp.0)
+}
+
+#[tokio::test]
+async fn a_sandbox_without_a_dir_removes_its_folder_when_stopped_with_sigterm() {
+    let left = a_throw_away_sandbox_stopped_by("TERM", &[]).await;
+    assert!(left.is_empty(), "left behind: {left:?}");
+}
+
+#[tokio::test]
+async fn a_sandbox_without_a_dir_removes_its_folder_when_stopped_with_ctrl_c() {
+    let left = a_throw_away_sandbox_stopped_by("INT", &[]).await;
+    assert!(left.is_empty(), "left behind: {left:?}");
+}
+
+#[tokio::test]
+async fn a_sandbox_without_the_panel_removes_its_folder_too() {
+    let left = a_throw_away_sandbox_stopped_by("TERM", &["--no-panel"]).await;
+    assert!(left.is_empty(), "left behind: {left:?}");
+}
+
+#[tokio::test]
+async fn a_sandbox_with_a_dir_keeps_it_when_stopped() {
+    let tmp = TempDir::new("sandbox-keeps-tmpdir");
+    let dir = TempDir::new("sandbox-keeps");
+    let sandbox = Sandbox::launch(
+        &["--dir", dir.0.to_str().unwrap()],
+        &[("TMPDIR", tmp.0.as_path())],
+    )
+    .await;
+    let _ = sandbox.session().await;
+    let status = sandbox.stop("TERM").await;
+    assert_eq!(status.code(), Some(0));
+    for kept in ["flightdeck.db", "flightdeck.toml", "sandbox.env"] {
+        assert!(dir.0.join(kept).is_file(), "{kept} is kept");
+    }
+    assert!(entries(&tmp.0).is_empty(), "nothing in TMPDIR");
+}
+
+#[tokio::test]
+async fn a_sandbox_with_a_page_listening_to_its_events_still_stops_on_ctrl_c_and_cleans_up() {
+    let tmp = TempDir::new("sandbox-tmpdir-events");
+    let sandbox = Sandbox::launch(&[], &[("TMPDIR", tmp.0.as_path())]).await;
+    assert_eq!(entries(&tmp.0).len(), 1);
+    let cookie = sandbox.session().await;
+    // What an open page does: it keeps `/events` open.
+    let events = http()
+        .get(format!("{}/events", sandbox.panel()))
+        .header("Cookie", cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(events.status(), 200);
+    assert_eq!(events.headers()["content-type"], "text/event-stream");
+
+    let status = sandbox.stop("INT").await;
+    assert_eq!(status.code(), Some(0), "SIGINT is a clean stop");
+    let left = entries(&tmp.0);
+    assert!(left.is_empty(), "left behind: {left:?}");
+    // The stream was ended by the server, not cut.
+    events.text().await.expect("the event stream ends cleanly");
+}

@@ -14,7 +14,7 @@ use crate::store::{Store, StoreError};
 use app::model::{
     AuditDetail, AuditEventView, AuditQuery, AuditView, ChainState, ReviewItem, ReviewMark, Role,
 };
-use futures_util::Stream;
+use futures_util::stream::{FusedStream, StreamExt};
 use serde_json::json;
 
 /// Events read from the store per page of an export.
@@ -29,11 +29,16 @@ enum Next {
 
 /// The rows of an export, in order: the header, then one page of events at
 /// a time, read by keyset (`seq > last`), never all at once.
+///
+/// The stream is fused: once it has ended it keeps answering `None`. A
+/// bare `unfold` panics when polled again after its end, and tower-http's
+/// compression does poll a body once more (for trailers) after its data
+/// ended, which cut every compressed export short.
 pub fn rows(
     store: Store,
     filter: Filter,
     format: Format,
-) -> impl Stream<Item = Result<String, crate::store::StoreError>> + Send + 'static {
+) -> impl FusedStream<Item = Result<String, crate::store::StoreError>> + Send + 'static {
     futures_util::stream::unfold(Next::Header, move |next| {
         let store = store.clone();
         let filter = filter.clone();
@@ -53,6 +58,7 @@ pub fn rows(
             }
         }
     })
+    .fuse()
 }
 
 impl ControlPlane {
@@ -65,7 +71,7 @@ impl ControlPlane {
         filter: Filter,
         format: Format,
     ) -> Result<
-        impl Stream<Item = Result<String, crate::store::StoreError>> + Send + 'static,
+        impl FusedStream<Item = Result<String, crate::store::StoreError>> + Send + 'static,
         ControlError,
     > {
         self.require(actor, Role::Lead, "audit.export", meta)
@@ -528,6 +534,37 @@ mod tests {
             t.store.verify_audit().await.unwrap(),
             Verdict::Intact { count: head as u64 }
         );
+        t.drop_all().await;
+    }
+
+    /// tower-http's compression polls a body once more after its data ended
+    /// (for trailers); a bare `unfold` panicked there and cut every
+    /// compressed export short.
+    #[tokio::test]
+    async fn an_export_polled_again_after_its_end_stays_ended_instead_of_panicking() {
+        let t = TestStore::new("sqlite").await;
+        let plane = ControlPlane::new(t.store.clone(), Arc::new(Config::from_toml("").unwrap()));
+        plane
+            .add_user(
+                &Actor::system("test"),
+                &RequestMeta::default(),
+                "ada",
+                Role::Lead,
+                Some("a long enough password".into()),
+            )
+            .await
+            .unwrap();
+        let mut stream =
+            std::pin::pin!(rows(t.store.clone(), Filter::default(), Format::JsonLines));
+        let mut lines = String::new();
+        while let Some(chunk) = stream.next().await {
+            lines.push_str(&chunk.unwrap());
+        }
+        assert_eq!(lines.lines().count(), 1, "the one event: {lines}");
+        assert!(stream.is_terminated());
+        for _ in 0..3 {
+            assert!(stream.next().await.is_none(), "still ended");
+        }
         t.drop_all().await;
     }
 

@@ -32,9 +32,9 @@ pub struct SandboxArgs {
     /// Where the panel listens (port 0 picks a free one).
     #[arg(long, default_value = "127.0.0.1:3000")]
     pub listen: SocketAddr,
-    /// The folder for the throw-away store, the target databases and the
-    /// generated configuration (default: a new folder under the system's
-    /// temporary directory).
+    /// The folder for the store, the target databases and the generated
+    /// configuration, kept when the sandbox stops (default: a new folder
+    /// under the system's temporary directory, removed when it stops).
     #[arg(long)]
     pub dir: Option<PathBuf>,
     /// The seed of the generated history: the same seed, the same history.
@@ -120,12 +120,51 @@ pub fn sample_config(served: &world::Served, listen: SocketAddr, store_url: &str
         .replace("{store}", store_url)
 }
 
+/// The folder of a sandbox started without `--dir`: a new one under the
+/// system's temporary directory (`TMPDIR`), removed with everything in it
+/// once the sandbox has stopped.
+#[derive(Debug)]
+pub struct ThrowAwayDir(PathBuf);
+
+impl ThrowAwayDir {
+    /// For `args` without `--dir`: picks a new folder and sets it as
+    /// `args.dir`. With `--dir` there is nothing to throw away.
+    pub fn take_for(args: &mut SandboxArgs) -> Option<ThrowAwayDir> {
+        if args.dir.is_some() {
+            return None;
+        }
+        let dir = new_folder();
+        args.dir = Some(dir.clone());
+        Some(ThrowAwayDir(dir))
+    }
+
+    /// Removes the folder. Call it once nothing can write in it any more
+    /// (the runtime whose tasks served the sandbox has shut down), or a
+    /// late write could leave a file behind.
+    pub fn remove(self) {
+        match std::fs::remove_dir_all(&self.0) {
+            Ok(()) => {}
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
+            Err(error) => eprintln!(
+                "flightdeck: cannot remove the sandbox's folder {}: {error}",
+                self.0.display()
+            ),
+        }
+    }
+}
+
+/// A new folder's path under the system's temporary directory.
+fn new_folder() -> PathBuf {
+    std::env::temp_dir().join(format!("flightdeck-sandbox-{}", &random_id()[..8]))
+}
+
 /// Builds the seeded world, serves the simulators and (unless `--no-panel`)
-/// the panel, printing one line per thing a user needs.
+/// the panel, printing one line per thing a user needs, until SIGTERM or
+/// Ctrl-C. The command line sets `args.dir` (from `--dir`, or through
+/// [`ThrowAwayDir::take_for`], which removes it afterwards); without one, a
+/// new folder is made and left behind.
 pub async fn run(args: SandboxArgs) -> Result<(), CliError> {
-    let dir = args.dir.unwrap_or_else(|| {
-        std::env::temp_dir().join(format!("flightdeck-sandbox-{}", &random_id()[..8]))
-    });
+    let dir = args.dir.unwrap_or_else(new_folder);
     std::fs::create_dir_all(&dir)?;
     // Bind first so port 0 resolves to the real port before the config is written.
     let listener = std::net::TcpListener::bind(args.listen)
@@ -164,11 +203,13 @@ pub async fn run(args: SandboxArgs) -> Result<(), CliError> {
     println!("env {}", env_path.display());
     println!("config {}", config_path.display());
     if args.no_panel {
+        // Listening for SIGTERM and Ctrl-C before the line that says it is up.
+        let stop = crate::web::shutdown_signal();
         println!(
             "ready (no panel; serve one with: flightdeck --config {} serve)",
             config_path.display()
         );
-        crate::web::shutdown_signal().await;
+        stop.await;
         return Ok(());
     }
 

@@ -312,7 +312,13 @@ impl RenderSim {
         Some(id)
     }
 
-    /// The mutating calls received so far.
+    /// The key of a service's deploy hook (`POST /deploy/{service}?key=…`).
+    pub fn deploy_hook_key(&self, service_id: &str) -> Option<String> {
+        self.world()
+            .service(service_id)
+            .map(|s| s.seed.deploy_hook_key.clone())
+    }
+
     /// The commit the service's live deploy runs now, if any.
     pub fn live_commit(&self, service_id: &str) -> Option<String> {
         let mut world = self.world();
@@ -325,6 +331,7 @@ impl RenderSim {
             .map(|d| d.commit.id.clone())
     }
 
+    /// The mutating calls received so far.
     pub fn calls(&self) -> CallCounts {
         self.calls.lock().map(|c| c.clone()).unwrap_or_default()
     }

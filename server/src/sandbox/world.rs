@@ -29,9 +29,12 @@ pub const MIGRATIONS_PATH: &str = "backend/alembic/versions";
 pub const DEPLOY_WORKFLOW: &str = "deploy.yml";
 pub const DB_ROLLBACK_WORKFLOW: &str = "db-rollback.yml";
 
+/// The simulated Render service of the `production` environment.
+pub const PRODUCTION_SERVICE: &str = "srv-sandbox-production";
+
 /// The two environments: name, branch, Render service id.
 pub const ENVIRONMENTS: [(&str, Branch, &str); 2] = [
-    ("production", Branch::Main, "srv-sandbox-production"),
+    ("production", Branch::Main, PRODUCTION_SERVICE),
     ("staging", Branch::Staging, "srv-sandbox-staging"),
 ];
 
@@ -84,6 +87,8 @@ pub struct World {
     pub unhealthy: std::collections::BTreeSet<String>,
     /// Where the sample app answers its smoke checks, once served.
     backend_url: std::sync::OnceLock<String>,
+    /// Where the simulated Render answers (its deploy hooks too), once served.
+    render_url: std::sync::OnceLock<String>,
 }
 
 fn person(index: usize) -> Person {
@@ -268,6 +273,7 @@ impl World {
             render_webhook_secret: render::new_webhook_secret(),
             unhealthy,
             backend_url: std::sync::OnceLock::new(),
+            render_url: std::sync::OnceLock::new(),
         };
         if let Targets::Sqlite(dir) = &targets {
             std::fs::create_dir_all(dir)
@@ -472,6 +478,7 @@ impl World {
             let _ = axum::serve(backend, app).await;
         });
         let _ = self.backend_url.set(served.backend.clone());
+        let _ = self.render_url.set(served.render.clone());
         Ok(served)
     }
 
@@ -516,6 +523,17 @@ impl World {
         if let Some(backend) = self.backend_url.get() {
             secrets.insert("BACKEND_URL".into(), format!("{backend}/production"));
             secrets.insert("STAGING_BACKEND_URL".into(), format!("{backend}/staging"));
+        }
+        // Production's `deploy_hook_env` in the generated config.
+        let hook = self
+            .render_url
+            .get()
+            .zip(self.render.deploy_hook_key(PRODUCTION_SERVICE));
+        if let Some((render, key)) = hook {
+            secrets.insert(
+                "RENDER_DEPLOY_HOOK_URL".into(),
+                format!("{render}/deploy/{PRODUCTION_SERVICE}?key={key}"),
+            );
         }
         secrets
     }

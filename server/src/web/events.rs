@@ -8,12 +8,12 @@ use axum::Extension;
 use axum::extract::State;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
-use futures_util::stream::{self, Stream};
+use futures_util::stream::{self, FusedStream, StreamExt};
 use http::StatusCode;
 use serde::{Deserialize, Serialize};
 use std::convert::Infallible;
 use std::time::Duration;
-use tokio::sync::broadcast;
+use tokio::sync::{broadcast, watch};
 
 /// How many changes a slow reader may fall behind before it is told to
 /// refetch everything instead.
@@ -69,16 +69,28 @@ pub(crate) async fn events(
             }
         };
     }
-    Sse::new(change_events(state.changes.subscribe()))
-        .keep_alive(KeepAlive::new().interval(KEEP_ALIVE).text("keep-alive"))
-        .into_response()
+    Sse::new(change_events(
+        state.changes.subscribe(),
+        state.closing.subscribe(),
+    ))
+    .keep_alive(KeepAlive::new().interval(KEEP_ALIVE).text("keep-alive"))
+    .into_response()
 }
 
 /// The receiver as SSE events; a reader that fell behind gets one change
-/// for [`ALL`] in place of what it missed.
+/// for [`ALL`] in place of what it missed. It ends when the sender goes or
+/// `closing` turns true (the server is stopping: graceful shutdown waits
+/// for every response to end, and this one would not by itself). Fused:
+/// once ended it keeps answering `None` (a bare `unfold` panics when a body
+/// polls it again after its end).
 fn change_events(
     receiver: broadcast::Receiver<Change>,
-) -> impl Stream<Item = Result<Event, Infallible>> {
+    mut closing: watch::Receiver<bool>,
+) -> impl FusedStream<Item = Result<Event, Infallible>> {
+    let closed = async move {
+        // An error means the sender is gone: the server is gone too.
+        let _ = closing.wait_for(|closing| *closing).await;
+    };
     stream::unfold(receiver, |mut receiver| async move {
         let change = match receiver.recv().await {
             Ok(change) => change,
@@ -91,4 +103,38 @@ fn change_events(
             .unwrap_or_else(|_| Event::default().event("change").data("{}"));
         Some((Ok(event), receiver))
     })
+    .take_until(closed)
+    .fuse()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn the_change_stream_ends_when_the_sender_goes_and_stays_ended() {
+        let sender = changes();
+        let closing = watch::Sender::new(false);
+        let mut events = std::pin::pin!(change_events(sender.subscribe(), closing.subscribe()));
+        sender.send(Change::new("production", "deploys")).unwrap();
+        drop(sender);
+        assert!(events.next().await.is_some(), "the change sent before");
+        for _ in 0..3 {
+            assert!(events.next().await.is_none(), "ended, and still ended");
+        }
+    }
+
+    #[tokio::test]
+    async fn the_change_stream_ends_when_the_server_starts_closing() {
+        let sender = changes();
+        let closing = watch::Sender::new(false);
+        let mut events = std::pin::pin!(change_events(sender.subscribe(), closing.subscribe()));
+        sender.send(Change::new("production", "deploys")).unwrap();
+        assert!(events.next().await.is_some(), "open while the server runs");
+        closing.send_replace(true);
+        // The sender is still there: only the closing ends the stream.
+        assert!(events.next().await.is_none(), "ended on closing");
+        assert!(events.next().await.is_none(), "and still ended");
+        drop(sender);
+    }
 }

@@ -3,6 +3,7 @@
 
 mod auth;
 mod backend;
+mod body_guard;
 mod context;
 pub mod events;
 mod forms;
@@ -54,6 +55,9 @@ pub struct Shared {
     pub leptos: LeptosOptions,
     /// Where the sync announces what changed; `/events` streams it to browsers.
     pub changes: tokio::sync::broadcast::Sender<Change>,
+    /// Turns true when the server starts shutting down: `/events` streams
+    /// end then, or an open browser tab would keep the server from stopping.
+    pub closing: tokio::sync::watch::Sender<bool>,
     /// The sync, which webhooks poke.
     pub sync: crate::sync::Syncer,
     /// The overview's rendered pages, kept for a moment.
@@ -90,6 +94,7 @@ impl AppState {
             leptos: leptos_options(addr),
             control,
             changes,
+            closing: tokio::sync::watch::Sender::new(false),
             sync,
             pages: page_cache::PageCache::default(),
         }))
@@ -202,8 +207,13 @@ pub fn router(state: AppState) -> Router {
             HeaderValue::from_static("nosniff"),
         ))
         .layer(axum::middleware::from_fn(ops::count_requests))
+        // Outside the compression, so a panic anywhere in a body's stack
+        // (the handler's stream or the encoder around it) is caught, logged
+        // with the route and counted, and the response ends as failed.
+        .layer(axum::middleware::from_fn(body_guard::guard_bodies))
         // A bug that panics in a handler answers 500 rather than dropping
-        // the connection (the panic itself is logged by the panic hook).
+        // the connection (the panic itself is logged by the panic hook);
+        // once the handler has answered, `body_guard` takes over.
         .layer(CatchPanicLayer::custom(|_| {
             (
                 http::StatusCode::INTERNAL_SERVER_ERROR,
@@ -221,33 +231,52 @@ const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self' 'wa
      style-src 'self'; img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; \
      base-uri 'self'; form-action 'self'; object-src 'none'";
 
-/// Serves until SIGTERM or Ctrl-C, then finishes the requests in flight.
-pub async fn serve(listener: tokio::net::TcpListener, state: AppState) -> std::io::Result<()> {
+/// Serves until `stop` resolves (see [`shutdown_signal`]), then ends the
+/// `/events` streams and finishes the requests in flight.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    stop: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
     let store = state.control.store().session_store();
     tokio::spawn(store.delete_expired_every(std::time::Duration::from_secs(3600)));
+    let closing = state.clone();
     axum::serve(
         listener,
         router(state).into_make_service_with_connect_info::<SocketAddr>(),
     )
-    .with_graceful_shutdown(shutdown_signal())
+    .with_graceful_shutdown(async move {
+        stop.await;
+        closing.closing.send_replace(true);
+    })
     .await
 }
 
-pub async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
+/// Resolves on SIGTERM or Ctrl-C (SIGINT). The handlers are installed when
+/// this is called, not when it is first awaited: call it before telling
+/// anyone the process is ready, or a signal sent right after that would
+/// still kill the process the default way (no cleanup, no exit code 0).
+/// Must be called inside the runtime.
+pub fn shutdown_signal() -> impl std::future::Future<Output = ()> + Send + 'static {
+    use tokio::signal::unix::{SignalKind, signal};
+    let interrupt = signal(SignalKind::interrupt());
+    let terminate = signal(SignalKind::terminate());
+    async move {
+        let wait = |signal: std::io::Result<tokio::signal::unix::Signal>| async move {
+            match signal {
+                Ok(mut signal) => {
+                    signal.recv().await;
+                }
+                Err(error) => {
+                    tracing::warn!(%error, "cannot listen for a stop signal");
+                    std::future::pending::<()>().await;
+                }
             }
-            Err(_) => std::future::pending().await,
+        };
+        tokio::select! {
+            () = wait(interrupt) => {},
+            () = wait(terminate) => {},
         }
-    };
-    tokio::select! {
-        () = ctrl_c => {},
-        () = term => {},
+        tracing::info!("shutting down: finishing requests in flight");
     }
-    tracing::info!("shutting down: finishing requests in flight");
 }
