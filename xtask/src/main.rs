@@ -195,12 +195,15 @@ fn tools(browser: bool) -> Result<(), String> {
     alembic_tools()?;
     if browser
         && (output_of("chromium", &["--version"]).is_none()
-            || output_of("chromedriver", &["--version"]).is_none())
+            || output_of("chromedriver", &["--version"]).is_none()
+            || output_of("curl", &["--version"]).is_none())
     {
-        eprintln!("xtask: installing Debian's chromium and chromium-driver for the browser tests");
+        eprintln!(
+            "xtask: installing Debian's chromium, chromium-driver and curl for the browser and export tests"
+        );
         status(command("apt-get").args(["update", "-qq"]))
-            .and_then(|()| status(command("apt-get").args(["install", "-y", "-qq", "chromium", "chromium-driver"])))
-            .map_err(|e| format!("{e}\n  the browser tests need Chromium: run `apt-get install chromium chromium-driver` as root"))?;
+            .and_then(|()| status(command("apt-get").args(["install", "-y", "-qq", "chromium", "chromium-driver", "curl"])))
+            .map_err(|e| format!("{e}\n  the tests need Chromium and curl: run `apt-get install chromium chromium-driver curl` as root"))?;
     }
     Ok(())
 }
