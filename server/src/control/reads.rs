@@ -107,13 +107,58 @@ impl ControlPlane {
         limit: i64,
     ) -> Result<Vec<Release>, ControlError> {
         let deploys = self.store.deploys(env.name.as_str(), limit).await?;
+        self.releases_for(env, &deploys).await
+    }
+
+    /// The newest `limit` releases, and older pages of `limit` after them
+    /// until the one a rollback wants is among them: the deploy `target`,
+    /// or (None) the last good release before the live one. A rollback
+    /// target can be far older than the newest page (the sync keeps the
+    /// history back to `sync.history_days`).
+    pub(super) async fn releases_reaching(
+        &self,
+        env: &EnvironmentConfig,
+        limit: i64,
+        target: Option<&str>,
+    ) -> Result<Vec<Release>, ControlError> {
+        let mut releases = self.releases_of(env, limit).await?;
+        let mut more = releases.len() as i64 >= limit;
+        while more {
+            let found = match target {
+                Some(id) => releases.iter().any(|r| r.deploy.id == id),
+                // Without a live release in view there is nothing to look
+                // back from.
+                None => {
+                    !releases.iter().any(|r| r.is_live) || releases::last_good(&releases).is_some()
+                }
+            };
+            let Some(last) = releases.last().filter(|_| !found) else {
+                break;
+            };
+            let at = crate::store::sync::store_time(last.deploy.created_at);
+            let deploys = self
+                .store
+                .deploys_before(env.name.as_str(), (&at, &last.deploy.id), limit)
+                .await?;
+            more = deploys.len() as i64 >= limit;
+            releases.extend(self.releases_for(env, &deploys).await?);
+        }
+        Ok(releases)
+    }
+
+    /// These deploys as releases, with their commits and pipeline runs.
+    async fn releases_for(
+        &self,
+        env: &EnvironmentConfig,
+        deploys: &[crate::releases::DeployRecord],
+    ) -> Result<Vec<Release>, ControlError> {
         let mut shas: Vec<String> = deploys.iter().map(|d| d.commit_sha.clone()).collect();
         shas.sort();
         shas.dedup();
         let commits = self.store.commits_by_sha(&shas).await?;
         let runs = self.store.runs_for_shas(&shas).await?;
         Ok(releases::build(
-            &deploys,
+            deploys,
             &commits,
             &runs,
             &env.deploy_workflow,
@@ -244,7 +289,7 @@ impl ControlPlane {
         let mut environments = Vec::new();
         for summary in self.environment_summaries() {
             let env = self.environment(&summary.name)?;
-            let releases = self.releases_of(env, OVERVIEW_RELEASES).await?;
+            let releases = self.releases_reaching(env, OVERVIEW_RELEASES, None).await?;
             let live = releases.iter().find(|r| r.is_live);
             let db = self.store.database_state(&summary.name).await?;
             let branch_head_run = self
@@ -339,12 +384,7 @@ impl ControlPlane {
                 }
             };
             let (deploys, next) = split_page(deploys, limit, |d| cursor_of(d.created_at, &d.id));
-            let mut shas: Vec<String> = deploys.iter().map(|d| d.commit_sha.clone()).collect();
-            shas.sort();
-            shas.dedup();
-            let commits = self.store.commits_by_sha(&shas).await?;
-            let runs = self.store.runs_for_shas(&shas).await?;
-            let releases = releases::build(&deploys, &commits, &runs, &config.deploy_workflow);
+            let releases = self.releases_for(config, &deploys).await?;
             Ok((
                 releases
                     .iter()
