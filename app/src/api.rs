@@ -38,11 +38,13 @@ pub mod backend {
             &self,
             request: &Parts,
             env: String,
+            cursor: Option<String>,
         ) -> Result<EnvironmentPage<Vec<ReleaseView>>, AppError>;
         async fn runs(
             &self,
             request: &Parts,
             env: String,
+            cursor: Option<String>,
         ) -> Result<EnvironmentPage<Vec<RunView>>, AppError>;
         async fn run(&self, request: &Parts, id: u64)
         -> Result<EnvironmentPage<RunView>, AppError>;
@@ -50,6 +52,7 @@ pub mod backend {
             &self,
             request: &Parts,
             env: String,
+            cursor: Option<String>,
         ) -> Result<EnvironmentPage<Vec<ReleaseView>>, AppError>;
         async fn migrations(
             &self,
@@ -120,16 +123,23 @@ pub async fn disable_account(name: String) -> Result<(), AppError> {
     backend::with_backend(|b, req| async move { b.disable_account(&req, name).await }).await
 }
 
-/// An environment's release timeline, newest first.
+/// One page of an environment's release timeline, newest first: the
+/// releases older than `cursor` (a page's `next_cursor`), or the newest.
 #[server(prefix = "/_fn", endpoint = "timeline")]
-pub async fn get_timeline(env: String) -> Result<EnvironmentPage<Vec<ReleaseView>>, AppError> {
-    backend::with_backend(|b, req| async move { b.timeline(&req, env).await }).await
+pub async fn get_timeline(
+    env: String,
+    cursor: Option<String>,
+) -> Result<EnvironmentPage<Vec<ReleaseView>>, AppError> {
+    backend::with_backend(|b, req| async move { b.timeline(&req, env, cursor).await }).await
 }
 
-/// The pipeline runs on an environment's branch, newest first.
+/// One page of the pipeline runs on an environment's branch, newest first.
 #[server(prefix = "/_fn", endpoint = "runs")]
-pub async fn get_runs(env: String) -> Result<EnvironmentPage<Vec<RunView>>, AppError> {
-    backend::with_backend(|b, req| async move { b.runs(&req, env).await }).await
+pub async fn get_runs(
+    env: String,
+    cursor: Option<String>,
+) -> Result<EnvironmentPage<Vec<RunView>>, AppError> {
+    backend::with_backend(|b, req| async move { b.runs(&req, env, cursor).await }).await
 }
 
 /// One run with its jobs and steps.
@@ -138,10 +148,13 @@ pub async fn get_run(id: u64) -> Result<EnvironmentPage<RunView>, AppError> {
     backend::with_backend(|b, req| async move { b.run(&req, id).await }).await
 }
 
-/// An environment's deploys, newest first.
+/// One page of an environment's deploys, newest first.
 #[server(prefix = "/_fn", endpoint = "deploys")]
-pub async fn get_deploys(env: String) -> Result<EnvironmentPage<Vec<ReleaseView>>, AppError> {
-    backend::with_backend(|b, req| async move { b.deploys(&req, env).await }).await
+pub async fn get_deploys(
+    env: String,
+    cursor: Option<String>,
+) -> Result<EnvironmentPage<Vec<ReleaseView>>, AppError> {
+    backend::with_backend(|b, req| async move { b.deploys(&req, env, cursor).await }).await
 }
 
 /// The revision graph of the live commit against the database.

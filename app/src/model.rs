@@ -392,6 +392,19 @@ pub struct EnvironmentPage<T> {
     pub environment: EnvironmentSummary,
     pub stale: Vec<StaleNotice>,
     pub items: T,
+    /// For lists that go by keyset pages (releases, deploys, runs): the
+    /// `cursor` that asks for the next, older page; None on the last.
+    #[serde(default)]
+    pub next_cursor: Option<String>,
+}
+
+impl<T> EnvironmentPage<T> {
+    /// The link to the next, older page of `here` (a page's path), if any.
+    pub fn older_href(&self, here: &str) -> Option<String> {
+        self.next_cursor
+            .as_deref()
+            .map(|cursor| format!("{here}?cursor={}", urlencode(cursor)))
+    }
 }
 
 /// One account, as the admin page lists it.

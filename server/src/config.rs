@@ -44,6 +44,13 @@ pub struct SyncConfig {
     pub interval_seconds: u64,
     #[serde(default = "default_max_backoff")]
     pub max_backoff_seconds: u64,
+    /// How far back the first sync reads deploys and runs (the backfill).
+    #[serde(default = "default_history_days")]
+    pub history_days: u32,
+    /// At most this many upstream requests per pass and source go to the
+    /// backfill; the rest of the history comes in the next passes.
+    #[serde(default = "default_backfill_requests")]
+    pub backfill_requests_per_pass: u32,
 }
 
 impl Default for SyncConfig {
@@ -51,8 +58,18 @@ impl Default for SyncConfig {
         Self {
             interval_seconds: default_interval(),
             max_backoff_seconds: default_max_backoff(),
+            history_days: default_history_days(),
+            backfill_requests_per_pass: default_backfill_requests(),
         }
     }
+}
+
+fn default_history_days() -> u32 {
+    90
+}
+
+fn default_backfill_requests() -> u32 {
+    50
 }
 
 fn default_interval() -> u64 {
@@ -419,6 +436,18 @@ impl Config {
         if self.server.session_absolute_hours == 0 {
             return Err(ConfigError::invalid(
                 "server.session_absolute_hours",
+                "must be at least 1",
+            ));
+        }
+        if self.sync.history_days == 0 {
+            return Err(ConfigError::invalid(
+                "sync.history_days",
+                "must be at least 1",
+            ));
+        }
+        if self.sync.backfill_requests_per_pass == 0 {
+            return Err(ConfigError::invalid(
+                "sync.backfill_requests_per_pass",
                 "must be at least 1",
             ));
         }

@@ -831,3 +831,81 @@ async fn a_lead_downloads_the_csv_export_from_the_audit_page_whole() {
     let rows = text.matches(",op_").count();
     assert_eq!(rows, events, "one row per event");
 }
+
+#[tokio::test]
+async fn older_links_page_through_every_deploy_and_run_of_a_long_history() {
+    let dir = TempDir::new("browser-older");
+    let sandbox = Sandbox::start(&dir, &["--seed", "5", "--older-commits", "110"]).await;
+    let cookie = sandbox.session().await;
+    // The sync backfills the history over a few passes.
+    let count = async |path: &str| {
+        let url = format!(
+            "{}/api/v1/environments/production/{path}?limit=500",
+            sandbox.panel()
+        );
+        flightdeck_tests::get_json(&url, &cookie).await["items"]
+            .as_array()
+            .map_or(0, Vec::len)
+    };
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(180);
+    let (deploys, runs) = loop {
+        let (deploys, runs) = (count("deploys").await, count("runs").await);
+        if deploys > 110 && runs > 110 {
+            // Settled: the next pass found nothing more.
+            tokio::time::sleep(Duration::from_secs(6)).await;
+            if (count("deploys").await, count("runs").await) == (deploys, runs) {
+                break (deploys, runs);
+            }
+            continue;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{deploys} deploys, {runs} runs"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+
+    let driver = Driver::start().await;
+    let browser = driver.browser().await;
+    let (name, password) = sandbox.printed["sign-in"].split_once(" / ").unwrap();
+    sign_in(&browser, sandbox.panel(), name, password).await;
+    for (path, row, total) in [
+        ("/env/production/deploys", "tr[data-deploy]", deploys),
+        ("/env/production", "tr[data-deploy]", deploys),
+        ("/env/production/runs", "tr[data-run]", runs),
+    ] {
+        browser
+            .goto(&format!("{}{path}", sandbox.panel()))
+            .await
+            .unwrap();
+        wait_for_hydration(&browser).await;
+        let mut seen = rows(&browser, row).await;
+        let mut pages = 1;
+        while let Ok(older) = browser.find(Locator::Css("a#older")).await {
+            let href = older.attr("href").await.unwrap().unwrap();
+            assert!(href.starts_with(&format!("{path}?cursor=")), "{href}");
+            let before = browser.current_url().await.unwrap();
+            older.click().await.unwrap();
+            // The next page is a new document at the link's URL.
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+            while browser.current_url().await.unwrap() == before {
+                assert!(
+                    tokio::time::Instant::now() < deadline,
+                    "{path}: no navigation"
+                );
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            let now = browser.current_url().await.unwrap();
+            assert!(
+                now.query().is_some_and(|q| q.starts_with("cursor=")),
+                "{now}"
+            );
+            wait_for_hydration(&browser).await;
+            seen += rows(&browser, row).await;
+            pages += 1;
+            assert!(pages < 20, "{path}: the pages end");
+        }
+        assert_eq!(seen, total, "{path}: every item once, over {pages} pages");
+        assert!(pages >= 3, "{path}: {pages} pages");
+    }
+}

@@ -1,6 +1,8 @@
 //! `/env/{env}/deploys`: the environment's Render deploys, newest first.
 
-use super::parts::{Commit, EnvHeader, ErrorFlash, RelTime, Section, Status, use_env};
+use super::parts::{
+    Commit, EnvHeader, ErrorFlash, OlderLink, RelTime, Section, Status, use_cursor, use_env,
+};
 use crate::api::get_deploys;
 use crate::layout::{ErrorPanel, Layout};
 use crate::model::ReleaseView;
@@ -12,7 +14,11 @@ use leptos_meta::Title;
 #[component]
 pub fn DeploysPage() -> impl IntoView {
     let env = use_env();
-    let page = Resource::new(move || env.get(), get_deploys);
+    let cursor = use_cursor();
+    let page = Resource::new(
+        move || (env.get(), cursor.get()),
+        |(env, cursor)| get_deploys(env, cursor),
+    );
     view! {
         <Title text=format!("{} deploys · Flightdeck", env.get_untracked())/>
         <Transition fallback=|| view! { <p class="loading">"Loading…"</p> }>
@@ -20,6 +26,7 @@ pub fn DeploysPage() -> impl IntoView {
                 match page.await {
                     Ok(page) => {
                         let here = Section::Deploys.href(&page.environment.name);
+                        let older = page.older_href(&here);
                         let deploy = page
                             .viewer
                             .role
@@ -37,6 +44,7 @@ pub fn DeploysPage() -> impl IntoView {
                                 <ErrorFlash/>
                                 {deploy}
                                 <DeployTable deploys=page.items/>
+                                <OlderLink href=older label="Older deploys →"/>
                             </Layout>
                         }
                         .into_any()

@@ -203,6 +203,25 @@ pub fn use_env() -> Memo<String> {
     Memo::new(move |_| params.read().get("env").unwrap_or_default())
 }
 
+/// The `cursor` of a keyset page from the URL's query; None for the newest.
+pub fn use_cursor() -> Memo<Option<String>> {
+    let query = leptos_router::hooks::use_query_map();
+    Memo::new(move |_| query.read().get("cursor").filter(|c| !c.is_empty()))
+}
+
+/// The link to the next, older page of a list, when there is one: a plain
+/// link, so it works without JavaScript.
+#[component]
+pub fn OlderLink(href: Option<String>, label: &'static str) -> impl IntoView {
+    href.map(|href| {
+        view! {
+            <p class="pager">
+                <a class="next" id="older" href=href>{label}</a>
+            </p>
+        }
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,7 +1,10 @@
 //! `/env/{env}/runs`: the pipeline runs on the environment's branch, and
 //! `/runs/{id}`: one run with its jobs and steps.
 
-use super::parts::{EnvHeader, OutLink, RelTime, Section, Status, run_word, short_sha, use_env};
+use super::parts::{
+    EnvHeader, OlderLink, OutLink, RelTime, Section, Status, run_word, short_sha, use_cursor,
+    use_env,
+};
 use crate::api::{get_run, get_runs};
 use crate::error::AppError;
 use crate::layout::{ErrorPanel, Layout};
@@ -15,7 +18,11 @@ use leptos_router::hooks::use_params_map;
 #[component]
 pub fn RunsPage() -> impl IntoView {
     let env = use_env();
-    let page = Resource::new(move || env.get(), get_runs);
+    let cursor = use_cursor();
+    let page = Resource::new(
+        move || (env.get(), cursor.get()),
+        |(env, cursor)| get_runs(env, cursor),
+    );
     view! {
         <Title text=format!("{} runs · Flightdeck", env.get_untracked())/>
         <Transition fallback=|| view! { <p class="loading">"Loading…"</p> }>
@@ -23,6 +30,7 @@ pub fn RunsPage() -> impl IntoView {
                 match page.await {
                     Ok(page) => {
                         let here = Section::Runs.href(&page.environment.name);
+                        let older = page.older_href(&here);
                         view! {
                             <Layout viewer=page.viewer follow=page.environment.name.clone()>
                                 <EnvHeader
@@ -33,6 +41,7 @@ pub fn RunsPage() -> impl IntoView {
                                     here
                                 />
                                 <RunTable runs=page.items/>
+                                <OlderLink href=older label="Older runs →"/>
                             </Layout>
                         }
                         .into_any()

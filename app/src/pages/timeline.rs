@@ -1,7 +1,7 @@
 //! `/env/{env}`: the release timeline, newest first, each release judged
 //! good or bad with the reason.
 
-use super::parts::{Commit, EnvHeader, RelTime, Section, Status, use_env};
+use super::parts::{Commit, EnvHeader, OlderLink, RelTime, Section, Status, use_cursor, use_env};
 use crate::api::get_timeline;
 use crate::layout::{ErrorPanel, Layout};
 use crate::model::ReleaseView;
@@ -12,7 +12,11 @@ use leptos_meta::Title;
 #[component]
 pub fn TimelinePage() -> impl IntoView {
     let env = use_env();
-    let page = Resource::new(move || env.get(), get_timeline);
+    let cursor = use_cursor();
+    let page = Resource::new(
+        move || (env.get(), cursor.get()),
+        |(env, cursor)| get_timeline(env, cursor),
+    );
     view! {
         <Title text=format!("{} releases · Flightdeck", env.get_untracked())/>
         <Transition fallback=|| view! { <p class="loading">"Loading…"</p> }>
@@ -20,6 +24,7 @@ pub fn TimelinePage() -> impl IntoView {
                 match page.await {
                     Ok(page) => {
                         let here = Section::Timeline.href(&page.environment.name);
+                        let older = page.older_href(&here);
                         view! {
                             <Layout viewer=page.viewer follow=page.environment.name.clone()>
                                 <EnvHeader
@@ -30,6 +35,7 @@ pub fn TimelinePage() -> impl IntoView {
                                     here
                                 />
                                 <ReleaseTable releases=page.items/>
+                                <OlderLink href=older label="Older releases →"/>
                             </Layout>
                         }
                         .into_any()

@@ -19,6 +19,7 @@ mod reads;
 pub mod tokens;
 
 pub use operations::{DeployAsk, RollbackAsk, RunAction, Started};
+pub use reads::PageAsk;
 
 /// Why an action was not carried out.
 #[derive(Debug, thiserror::Error)]

@@ -176,7 +176,9 @@ impl ControlPlane {
         github: bool,
     ) -> Result<PlanInput, ControlError> {
         let name = env.name.as_str();
-        let releases = self.releases_of(env, PLAN_RELEASES).await?;
+        let releases = self
+            .releases_reaching(env, PLAN_RELEASES, target.as_deref())
+            .await?;
         let database = self.store.database_state(name).await?.map(|d| d.versions);
         let running = self
             .store

@@ -13,11 +13,73 @@ use app::model::{
     EnvironmentPage, EnvironmentView, MigrationsView, Overview, ReleaseView, Role, RunView,
 };
 
-/// How many deploys a timeline looks at, and the overview (which needs
-/// only the live release and the last good one before it).
+/// How many deploys the migrations page looks at, and the overview (which
+/// needs only the live release and the last good one before it).
 const RELEASES: i64 = 100;
 const OVERVIEW_RELEASES: i64 = 20;
-const RUNS: i64 = 100;
+/// How many releases, deploys or runs a page shows unless asked, and at most.
+pub const PAGE: i64 = 50;
+pub const MAX_PAGE: i64 = 500;
+
+/// Which keyset page of a list to show: the items just older than
+/// `cursor` (a `next_cursor` given before; the newest when None), at most
+/// `limit` of them ([`PAGE`] when None). Never an offset: a page stays the
+/// same while newer items arrive.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Deserialize)]
+pub struct PageAsk {
+    pub cursor: Option<String>,
+    pub limit: Option<i64>,
+}
+
+impl PageAsk {
+    /// The limit asked for, checked.
+    fn limit(&self) -> Result<i64, ControlError> {
+        let limit = self.limit.unwrap_or(PAGE);
+        if !(1..=MAX_PAGE).contains(&limit) {
+            return Err(ControlError::Invalid(format!(
+                "`limit` must be between 1 and {MAX_PAGE}, not {limit}"
+            )));
+        }
+        Ok(limit)
+    }
+
+    /// The cursor asked for as (creation time as the store writes it, id).
+    fn after(&self) -> Result<Option<(String, String)>, ControlError> {
+        self.cursor
+            .as_deref()
+            .filter(|c| !c.is_empty())
+            .map(parse_cursor)
+            .transpose()
+    }
+}
+
+/// The cursor of the page after an item: its creation time and its id.
+fn cursor_of(created_at: time::OffsetDateTime, id: &str) -> String {
+    format!("{}~{id}", crate::store::sync::store_time(created_at))
+}
+
+fn parse_cursor(text: &str) -> Result<(String, String), ControlError> {
+    let invalid = || ControlError::Invalid(format!("`cursor` {text:?} is not one this panel gave"));
+    let (at, id) = text.split_once('~').ok_or_else(invalid)?;
+    let at = time::OffsetDateTime::parse(at, &time::format_description::well_known::Rfc3339)
+        .map_err(|_| invalid())?;
+    if id.is_empty() {
+        return Err(invalid());
+    }
+    Ok((crate::store::sync::store_time(at), id.to_owned()))
+}
+
+/// One more item than shown tells whether there is a next page.
+fn split_page<T>(
+    mut items: Vec<T>,
+    limit: i64,
+    cursor: impl Fn(&T) -> String,
+) -> (Vec<T>, Option<String>) {
+    let more = items.len() as i64 > limit;
+    items.truncate(limit as usize);
+    let next = more.then(|| items.last().map(&cursor)).flatten();
+    (items, next)
+}
 
 impl ControlPlane {
     pub(super) fn links(&self) -> Links {
@@ -45,13 +107,58 @@ impl ControlPlane {
         limit: i64,
     ) -> Result<Vec<Release>, ControlError> {
         let deploys = self.store.deploys(env.name.as_str(), limit).await?;
+        self.releases_for(env, &deploys).await
+    }
+
+    /// The newest `limit` releases, and older pages of `limit` after them
+    /// until the one a rollback wants is among them: the deploy `target`,
+    /// or (None) the last good release before the live one. A rollback
+    /// target can be far older than the newest page (the sync keeps the
+    /// history back to `sync.history_days`).
+    pub(super) async fn releases_reaching(
+        &self,
+        env: &EnvironmentConfig,
+        limit: i64,
+        target: Option<&str>,
+    ) -> Result<Vec<Release>, ControlError> {
+        let mut releases = self.releases_of(env, limit).await?;
+        let mut more = releases.len() as i64 >= limit;
+        while more {
+            let found = match target {
+                Some(id) => releases.iter().any(|r| r.deploy.id == id),
+                // Without a live release in view there is nothing to look
+                // back from.
+                None => {
+                    !releases.iter().any(|r| r.is_live) || releases::last_good(&releases).is_some()
+                }
+            };
+            let Some(last) = releases.last().filter(|_| !found) else {
+                break;
+            };
+            let at = crate::store::sync::store_time(last.deploy.created_at);
+            let deploys = self
+                .store
+                .deploys_before(env.name.as_str(), (&at, &last.deploy.id), limit)
+                .await?;
+            more = deploys.len() as i64 >= limit;
+            releases.extend(self.releases_for(env, &deploys).await?);
+        }
+        Ok(releases)
+    }
+
+    /// These deploys as releases, with their commits and pipeline runs.
+    async fn releases_for(
+        &self,
+        env: &EnvironmentConfig,
+        deploys: &[crate::releases::DeployRecord],
+    ) -> Result<Vec<Release>, ControlError> {
         let mut shas: Vec<String> = deploys.iter().map(|d| d.commit_sha.clone()).collect();
         shas.sort();
         shas.dedup();
         let commits = self.store.commits_by_sha(&shas).await?;
         let runs = self.store.runs_for_shas(&shas).await?;
         Ok(releases::build(
-            &deploys,
+            deploys,
             &commits,
             &runs,
             &env.deploy_workflow,
@@ -79,6 +186,27 @@ impl ControlPlane {
             environment: summary,
             stale: views::stale_notices(&states, env),
             items: items(config).await?,
+            next_cursor: None,
+        })
+    }
+
+    /// A page whose items are one keyset page of a list, with its next cursor.
+    async fn keyset_page<T>(
+        &self,
+        actor: &Actor,
+        meta: &RequestMeta,
+        action: &str,
+        env: &str,
+        items: impl AsyncFnOnce(&EnvironmentConfig) -> Result<(Vec<T>, Option<String>), ControlError>,
+    ) -> Result<EnvironmentPage<Vec<T>>, ControlError> {
+        let page = self.page(actor, meta, action, env, items).await?;
+        let (items, next_cursor) = page.items;
+        Ok(EnvironmentPage {
+            viewer: page.viewer,
+            environment: page.environment,
+            stale: page.stale,
+            items,
+            next_cursor,
         })
     }
 
@@ -161,7 +289,7 @@ impl ControlPlane {
         let mut environments = Vec::new();
         for summary in self.environment_summaries() {
             let env = self.environment(&summary.name)?;
-            let releases = self.releases_of(env, OVERVIEW_RELEASES).await?;
+            let releases = self.releases_reaching(env, OVERVIEW_RELEASES, None).await?;
             let live = releases.iter().find(|r| r.is_live);
             let db = self.store.database_state(&summary.name).await?;
             let branch_head_run = self
@@ -187,25 +315,51 @@ impl ControlPlane {
         Ok(environments)
     }
 
-    /// The release timeline of one environment, newest first.
+    /// The release timeline of one environment, newest first: the first page.
     pub async fn timeline(
         &self,
         actor: &Actor,
         meta: &RequestMeta,
         env: &str,
     ) -> Result<EnvironmentPage<Vec<ReleaseView>>, ControlError> {
-        self.release_page(actor, meta, "releases.view", env).await
+        self.timeline_page(actor, meta, env, &PageAsk::default())
+            .await
+    }
+
+    /// One keyset page of the release timeline, newest first.
+    pub async fn timeline_page(
+        &self,
+        actor: &Actor,
+        meta: &RequestMeta,
+        env: &str,
+        ask: &PageAsk,
+    ) -> Result<EnvironmentPage<Vec<ReleaseView>>, ControlError> {
+        self.release_page(actor, meta, "releases.view", env, ask)
+            .await
     }
 
     /// The deploys of one environment, newest first (the same records as
-    /// the timeline; the page shows the deploy's side).
+    /// the timeline; the page shows the deploy's side): the first page.
     pub async fn deploys(
         &self,
         actor: &Actor,
         meta: &RequestMeta,
         env: &str,
     ) -> Result<EnvironmentPage<Vec<ReleaseView>>, ControlError> {
-        self.release_page(actor, meta, "deploys.view", env).await
+        self.deploys_page(actor, meta, env, &PageAsk::default())
+            .await
+    }
+
+    /// One keyset page of the environment's deploys, newest first.
+    pub async fn deploys_page(
+        &self,
+        actor: &Actor,
+        meta: &RequestMeta,
+        env: &str,
+        ask: &PageAsk,
+    ) -> Result<EnvironmentPage<Vec<ReleaseView>>, ControlError> {
+        self.release_page(actor, meta, "deploys.view", env, ask)
+            .await
     }
 
     async fn release_page(
@@ -214,34 +368,74 @@ impl ControlPlane {
         meta: &RequestMeta,
         action: &str,
         env: &str,
+        ask: &PageAsk,
     ) -> Result<EnvironmentPage<Vec<ReleaseView>>, ControlError> {
         let links = self.links();
-        self.page(actor, meta, action, env, async |config| {
-            Ok(self
-                .releases_of(config, RELEASES)
-                .await?
-                .iter()
-                .map(|r| views::release_view(r, &links))
-                .collect())
+        self.keyset_page(actor, meta, action, env, async |config| {
+            let limit = ask.limit()?;
+            let after = ask.after()?;
+            let name = config.name.as_str();
+            let deploys = match &after {
+                None => self.store.deploys(name, limit + 1).await?,
+                Some((at, id)) => {
+                    self.store
+                        .deploys_before(name, (at.as_str(), id.as_str()), limit + 1)
+                        .await?
+                }
+            };
+            let (deploys, next) = split_page(deploys, limit, |d| cursor_of(d.created_at, &d.id));
+            let releases = self.releases_for(config, &deploys).await?;
+            Ok((
+                releases
+                    .iter()
+                    .map(|r| views::release_view(r, &links))
+                    .collect(),
+                next,
+            ))
         })
         .await
     }
 
-    /// The pipeline runs on the environment's branch, newest first.
+    /// The pipeline runs on the environment's branch, newest first: the first page.
     pub async fn runs(
         &self,
         actor: &Actor,
         meta: &RequestMeta,
         env: &str,
     ) -> Result<EnvironmentPage<Vec<RunView>>, ControlError> {
-        self.page(actor, meta, "runs.view", env, async |config| {
-            Ok(self
-                .store
-                .runs_on_branch(&config.branch, RUNS)
-                .await?
-                .iter()
-                .map(views::run_view)
-                .collect())
+        self.runs_page(actor, meta, env, &PageAsk::default()).await
+    }
+
+    /// One keyset page of the runs on the environment's branch, newest first.
+    pub async fn runs_page(
+        &self,
+        actor: &Actor,
+        meta: &RequestMeta,
+        env: &str,
+        ask: &PageAsk,
+    ) -> Result<EnvironmentPage<Vec<RunView>>, ControlError> {
+        self.keyset_page(actor, meta, "runs.view", env, async |config| {
+            let limit = ask.limit()?;
+            let after = match ask.after()? {
+                None => None,
+                Some((at, id)) => {
+                    let id: u64 = id.parse().map_err(|_| {
+                        ControlError::Invalid("`cursor` is not one this panel gave".into())
+                    })?;
+                    Some((at, id))
+                }
+            };
+            let runs = match &after {
+                None => self.store.runs_on_branch(&config.branch, limit + 1).await?,
+                Some((at, id)) => {
+                    self.store
+                        .runs_before(&config.branch, (at.as_str(), *id), limit + 1)
+                        .await?
+                }
+            };
+            let (runs, next) =
+                split_page(runs, limit, |r| cursor_of(r.created_at, &r.id.to_string()));
+            Ok((runs.iter().map(views::run_view).collect(), next))
         })
         .await
     }
@@ -290,5 +484,54 @@ impl ControlPlane {
             })
         })
         .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_cursor_names_an_items_time_and_id_and_reads_back() {
+        let at = time::macros::datetime!(2026-11-30 08:15:02.5 UTC);
+        let cursor = cursor_of(at, "dep-d0abc");
+        assert_eq!(cursor, "2026-11-30T08:15:02.500000Z~dep-d0abc");
+        assert_eq!(
+            parse_cursor(&cursor).unwrap(),
+            (
+                "2026-11-30T08:15:02.500000Z".to_owned(),
+                "dep-d0abc".to_owned()
+            )
+        );
+    }
+
+    #[test]
+    fn a_cursor_the_panel_did_not_give_is_refused() {
+        for bad in ["", "12", "yesterday~dep-1", "2026-11-30T08:15:02Z~", "50"] {
+            assert!(
+                matches!(parse_cursor(bad), Err(ControlError::Invalid(_))),
+                "{bad:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_page_is_its_limit_and_the_cursor_of_its_last_item_when_more_follow() {
+        let (items, next) = split_page(vec![5, 4, 3], 2, |n| n.to_string());
+        assert_eq!((items, next), (vec![5, 4], Some("4".to_owned())));
+        let (items, next) = split_page(vec![5, 4], 2, |n| n.to_string());
+        assert_eq!((items, next), (vec![5, 4], None));
+    }
+
+    #[test]
+    fn a_limit_outside_the_bounds_is_refused() {
+        for limit in [0, -1, MAX_PAGE + 1] {
+            let ask = PageAsk {
+                cursor: None,
+                limit: Some(limit),
+            };
+            assert!(matches!(ask.limit(), Err(ControlError::Invalid(_))));
+        }
+        assert_eq!(PageAsk::default().limit().unwrap(), PAGE);
     }
 }

@@ -17,7 +17,7 @@
 //! e.g. after [`GithubError::RateLimited`]). The token is sent only in the
 //! `Authorization` header and never appears in an error or a `Debug` output.
 
-use super::install_tls_provider;
+use super::{Page, install_tls_provider};
 use crate::alembic::parse_revision;
 use crate::releases::{CommitRecord, JobRecord, MigrationsAt, RunRecord, StepRecord};
 use base64::Engine;
@@ -190,6 +190,26 @@ pub trait GithubSource: Send + Sync {
         max: usize,
         etag: Option<&str>,
     ) -> Result<Fetched<Vec<RunRecord>>, GithubError>;
+
+    /// One page (up to 100) of `workflow_file`'s runs on `branch` created
+    /// between `since` and `until` (both included), newest first, without
+    /// jobs: the first page when `page` is `None`, otherwise the page at
+    /// `page`, a `next` from an earlier call (from GitHub's `Link` header).
+    /// A window that ends in the past does not shift when new runs arrive,
+    /// so its pages stay put between passes.
+    async fn runs_created_page(
+        &self,
+        workflow_file: &str,
+        branch: &str,
+        since: OffsetDateTime,
+        until: OffsetDateTime,
+        page: Option<&str>,
+    ) -> Result<Page<RunRecord>, GithubError>;
+
+    /// GitHub's request budget as its last reply told it, when known.
+    fn rate_limit(&self) -> Option<RateLimit> {
+        None
+    }
 
     /// The jobs of the run's latest attempt, in order, with their steps.
     async fn jobs(&self, run_id: u64) -> Result<Vec<JobRecord>, GithubError>;
@@ -679,6 +699,20 @@ fn header_u64(headers: &HeaderMap, name: &str) -> Option<u64> {
         .and_then(|v| v.trim().parse().ok())
 }
 
+/// A time as GitHub's search syntax takes it: UTC, whole seconds.
+fn github_time(t: OffsetDateTime) -> String {
+    let t = t.to_offset(time::UtcOffset::UTC);
+    format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
+        t.year(),
+        u8::from(t.month()),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second()
+    )
+}
+
 fn epoch(seconds: u64) -> Option<OffsetDateTime> {
     OffsetDateTime::from_unix_timestamp(i64::try_from(seconds).ok()?).ok()
 }
@@ -970,6 +1004,64 @@ impl GithubSource for OctocrabGithub {
                 .collect())
         })
         .await
+    }
+
+    async fn runs_created_page(
+        &self,
+        workflow_file: &str,
+        branch: &str,
+        since: OffsetDateTime,
+        until: OffsetDateTime,
+        page: Option<&str>,
+    ) -> Result<Page<RunRecord>, GithubError> {
+        let uri = match page {
+            // A page kept in the store goes only to the configured API.
+            Some(next) => match Url::parse(next) {
+                Ok(url) if url.origin() == self.origin => next.to_owned(),
+                _ => {
+                    return Err(GithubError::Malformed {
+                        what: "the next page is not on the configured API".into(),
+                    });
+                }
+            },
+            None => format!(
+                "{}?{}",
+                self.repo(&format!(
+                    "/actions/workflows/{}/runs",
+                    encode_path(workflow_file)
+                )),
+                query(&[
+                    ("branch", branch),
+                    ("per_page", &self.page.to_string()),
+                    ("exclude_pull_requests", "true"),
+                    (
+                        "created",
+                        &format!("{}..{}", github_time(since), github_time(until)),
+                    ),
+                ])
+            ),
+        };
+        let what = || format!("the workflow {workflow_file}");
+        let reply = self
+            .call(Method::GET, &uri, None, HeaderMap::new(), &what)
+            .await?;
+        let runs: GhRunsPage = self.decode(&reply.body)?;
+        let next = match runs.workflow_runs.is_empty() {
+            true => None,
+            false => self.next_link(&reply.headers)?,
+        };
+        Ok(Page {
+            items: runs
+                .workflow_runs
+                .into_iter()
+                .map(RunRecord::from)
+                .collect(),
+            next,
+        })
+    }
+
+    fn rate_limit(&self) -> Option<RateLimit> {
+        OctocrabGithub::rate_limit(self)
     }
 
     async fn jobs(&self, run_id: u64) -> Result<Vec<JobRecord>, GithubError> {

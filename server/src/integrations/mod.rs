@@ -1,5 +1,6 @@
-//! The panel's clients for the services it drives: Render ([`render`]) so
-//! far. Each talks HTTP to the real service, or to the sandbox's simulator.
+//! The panel's clients for the services it drives: Render ([`render`]),
+//! GitHub ([`github`]) and the target databases ([`database`]). Each talks
+//! to the real service, or to the sandbox's simulator.
 
 pub mod database;
 pub mod github;
@@ -16,4 +17,13 @@ pub fn install_tls_provider() {
         // Err means a provider is already installed, which is as good.
         let _ = rustls::crypto::ring::default_provider().install_default();
     });
+}
+
+/// One page of a list an upstream serves, newest first, and where the next
+/// one starts: Render's cursor or the URL in GitHub's `Link` header (`None`:
+/// this page was the last).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub next: Option<String>,
 }

@@ -8,7 +8,7 @@
 //! [`RenderError::RateLimited`]). The API key is sent only in the
 //! `Authorization` header and is never part of an error or a `Debug` output.
 
-use super::install_tls_provider;
+use super::{Page, install_tls_provider};
 use reqwest::Method;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer};
@@ -367,6 +367,38 @@ impl RenderClient {
         .await
     }
 
+    /// One page of the service's deploys, newest first: up to `limit` (at
+    /// most 100) after the deploy whose cursor is `cursor`, from the newest
+    /// when `None`. `next` is the cursor to go on from, `None` after the last
+    /// page (a short one).
+    pub async fn deploys_page(
+        &self,
+        service_id: &str,
+        cursor: Option<&str>,
+        limit: usize,
+    ) -> Result<Page<Deploy>, RenderError> {
+        let limit = limit.clamp(1, self.page);
+        let mut query = vec![("limit", limit.to_string())];
+        if let Some(cursor) = cursor {
+            query.push(("cursor", cursor.to_owned()));
+        }
+        let listed: Vec<Listed<Deploy>> = self
+            .call(
+                Method::GET,
+                &["services", service_id, "deploys"],
+                &query,
+                None,
+            )
+            .await?;
+        let last = listed.last().map(|l| l.cursor.clone());
+        // A short page is the last; a cursor that does not move would loop.
+        let next = last.filter(|last| listed.len() >= limit && Some(last.as_str()) != cursor);
+        Ok(Page {
+            items: listed.into_iter().map(|l| l.item).collect(),
+            next,
+        })
+    }
+
     pub async fn get_deploy(
         &self,
         service_id: &str,
@@ -644,6 +676,14 @@ mod tests;
 pub trait RenderSource: Send + Sync {
     /// The service's newest deploys, newest first, at most `max`.
     async fn deploys(&self, service_id: &str, max: usize) -> Result<Vec<Deploy>, RenderError>;
+    /// One page of the service's deploys, newest first, after `cursor`
+    /// (see [`RenderClient::deploys_page`]).
+    async fn deploys_page(
+        &self,
+        service_id: &str,
+        cursor: Option<&str>,
+        limit: usize,
+    ) -> Result<Page<Deploy>, RenderError>;
     async fn deploy(&self, service_id: &str, deploy_id: &str) -> Result<Deploy, RenderError>;
     async fn set_auto_deploy(&self, service_id: &str, on: bool) -> Result<Service, RenderError>;
     async fn rollback(&self, service_id: &str, deploy_id: &str) -> Result<Deploy, RenderError>;
@@ -658,6 +698,15 @@ pub trait RenderSource: Send + Sync {
 impl RenderSource for RenderClient {
     async fn deploys(&self, service_id: &str, max: usize) -> Result<Vec<Deploy>, RenderError> {
         self.list_deploys(service_id, max).await
+    }
+
+    async fn deploys_page(
+        &self,
+        service_id: &str,
+        cursor: Option<&str>,
+        limit: usize,
+    ) -> Result<Page<Deploy>, RenderError> {
+        RenderClient::deploys_page(self, service_id, cursor, limit).await
     }
 
     async fn deploy(&self, service_id: &str, deploy_id: &str) -> Result<Deploy, RenderError> {

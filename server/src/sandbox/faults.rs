@@ -155,6 +155,20 @@ pub struct Faults {
     /// Every API request that reached the simulator (admin routes aside),
     /// for tests that prove a call was, or was not, made.
     requests: Arc<std::sync::atomic::AtomicU64>,
+    /// The same requests one by one, with their answers.
+    log: Arc<Mutex<Vec<Logged>>>,
+}
+
+/// One API request a simulator received, and its answer's status.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Logged {
+    /// `METHOD /route/{pattern}` (the path itself when no route matched).
+    pub route: String,
+    /// The path as sent.
+    pub path: String,
+    /// The query string as sent.
+    pub query: Option<String>,
+    pub status: u16,
 }
 
 impl Faults {
@@ -166,6 +180,14 @@ impl Faults {
     /// How many API requests the simulator has received so far.
     pub fn requests(&self) -> u64 {
         self.requests.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Every API request received so far (admin routes aside), in order.
+    pub fn log(&self) -> Vec<Logged> {
+        self.log
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
     }
 
     fn rules(&self) -> MutexGuard<'_, Vec<Rule>> {
@@ -245,6 +267,33 @@ async fn apply(State(faults): State<Faults>, request: Request, next: Next) -> Re
         .extensions()
         .get::<MatchedPath>()
         .map(|m| m.as_str().to_owned());
+    let route = format!(
+        "{} {}",
+        request.method(),
+        matched.as_deref().unwrap_or(request.uri().path())
+    );
+    let path = request.uri().path().to_owned();
+    let query = request.uri().query().map(str::to_owned);
+    let response = injected(&faults, matched, request, next).await;
+    faults
+        .log
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+        .push(Logged {
+            route,
+            path,
+            query,
+            status: response.status().as_u16(),
+        });
+    response
+}
+
+async fn injected(
+    faults: &Faults,
+    matched: Option<String>,
+    request: Request,
+    next: Next,
+) -> Response {
     let Some(kind) = faults.take(request.method(), matched.as_deref()) else {
         return next.run(request).await;
     };

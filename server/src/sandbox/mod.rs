@@ -47,6 +47,10 @@ pub struct SandboxArgs {
     /// any database on it) instead of SQLite files in the folder.
     #[arg(long, value_name = "URL")]
     pub target_postgres: Option<String>,
+    /// This many more commits on `main` before the seeded ones, one every
+    /// four hours, each deployed: a long history, for tests of paging.
+    #[arg(long, default_value_t = 0, hide = true)]
+    pub older_commits: usize,
 }
 
 /// The sample configuration; `{…}` placeholders are filled in by [`run`].
@@ -179,7 +183,7 @@ pub async fn run(args: SandboxArgs) -> Result<(), CliError> {
         },
         None => Targets::Sqlite(dir.clone()),
     };
-    let world = World::build(args.seed, Speeds::default(), targets)
+    let world = World::build_with_older(args.seed, Speeds::default(), targets, args.older_commits)
         .await
         .map_err(CliError::Action)?;
     let served = world.serve().await?;

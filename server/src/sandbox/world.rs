@@ -138,6 +138,19 @@ fn commit_time(start: OffsetDateTime, minutes_ago: i64) -> OffsetDateTime {
 impl World {
     /// Builds the world for `seed` and opens the target databases.
     pub async fn build(seed: u64, speeds: Speeds, targets: Targets) -> Result<Self, String> {
+        Self::build_with_older(seed, speeds, targets, 0).await
+    }
+
+    /// As [`World::build`], with `older` more commits on `main` before the
+    /// scenario's, one every four hours, each with a passing pipeline run
+    /// and a deploy to both environments: a long history, for tests of
+    /// the sync's backfill and of paging.
+    pub async fn build_with_older(
+        seed: u64,
+        speeds: Speeds,
+        targets: Targets,
+        older: usize,
+    ) -> Result<Self, String> {
         let history = alembic::sample_history(seed);
         let messages: Vec<String> = history.iter().map(|r| r.message.clone()).collect();
         let scenario = Scenario::generate(seed, &messages);
@@ -178,7 +191,10 @@ impl World {
 
         let render = RenderSim::new(RENDER_KEY, speeds.render);
         let mut unhealthy = std::collections::BTreeSet::new();
-        let t0 = commit_time(start, scenario.commits[0].minutes_ago + 60);
+        const OLDER_GAP_MINUTES: i64 = 4 * 60;
+        let older_ago =
+            |i: usize| scenario.commits[0].minutes_ago + (older - i) as i64 * OLDER_GAP_MINUTES;
+        let t0 = commit_time(start, older_ago(0) + 60);
         for (env, branch, service) in ENVIRONMENTS {
             render.add_service(
                 ServiceSeed {
@@ -197,6 +213,39 @@ impl World {
         // Per environment: how many revisions its database has run.
         let mut migrated: BTreeMap<&str, usize> = BTreeMap::new();
         let mut staging_created = false;
+        for i in 0..older {
+            let at = commit_time(start, older_ago(i));
+            let message = format!("Older change {}", i + 1);
+            changelog.push_str(&format!("- {message}\n"));
+            let sha = github.seed_commit(
+                "main",
+                CommitSeed {
+                    message: message.clone(),
+                    author: person(i),
+                    at,
+                    files: repo_files(&history, 0, &changelog),
+                },
+            );
+            github
+                .seed_run(RunSeed {
+                    workflow_file: DEPLOY_WORKFLOW.into(),
+                    branch: "main".into(),
+                    head_sha: sha.clone(),
+                    event: "push".into(),
+                    created_at: at + Duration::minutes(1),
+                    outcome: Outcome::Success,
+                })
+                .map_err(|e| e.to_string())?;
+            render.add_commit(render::Commit {
+                id: sha.clone(),
+                message,
+                created_at: at,
+            });
+            for (env, _, service) in ENVIRONMENTS {
+                let lead = if env == "staging" { 6 } else { 9 };
+                render.seed_deploy(service, &sha, "deploy_hook", at + Duration::minutes(lead));
+            }
+        }
         for commit in &scenario.commits {
             if let Some(r) = commit.adds_revision {
                 revisions = revisions.max(r + 1);

@@ -288,6 +288,100 @@ macro_rules! sync_queries {
                 bump_data_version(pool).await
             }
 
+            pub async fn deploys_before(
+                pool: &P,
+                environment: &str,
+                before: (&str, &str),
+                limit: i64,
+            ) -> Result<Vec<DeployRecord>, StoreError> {
+                sqlx::query_scalar::<_, String>(
+                    "SELECT data FROM deploys WHERE environment = $1 \
+                     AND (created_at < $2 OR (created_at = $2 AND id < $3)) \
+                     ORDER BY created_at DESC, id DESC LIMIT $4",
+                )
+                .bind(environment)
+                .bind(before.0)
+                .bind(before.1)
+                .bind(limit)
+                .fetch_all(pool)
+                .await?
+                .iter()
+                .map(|d| from_json(d))
+                .collect()
+            }
+
+            pub async fn runs_before(
+                pool: &P,
+                branch: &str,
+                before: (&str, u64),
+                limit: i64,
+            ) -> Result<Vec<RunRecord>, StoreError> {
+                sqlx::query_scalar::<_, String>(
+                    "SELECT data FROM runs WHERE head_branch = $1 \
+                     AND (created_at < $2 OR (created_at = $2 AND id < $3)) \
+                     ORDER BY created_at DESC, id DESC LIMIT $4",
+                )
+                .bind(branch)
+                .bind(before.0)
+                .bind(before.1 as i64)
+                .bind(limit)
+                .fetch_all(pool)
+                .await?
+                .iter()
+                .map(|d| from_json(d))
+                .collect()
+            }
+
+            pub async fn backfill(pool: &P, environment: &str, source: &str) -> Result<Option<String>, StoreError> {
+                Ok(sqlx::query_scalar::<_, Option<String>>(
+                    "SELECT backfill FROM sync_state WHERE environment = $1 AND source = $2",
+                )
+                .bind(environment)
+                .bind(source)
+                .fetch_optional(pool)
+                .await?
+                .flatten())
+            }
+
+            pub async fn set_backfill(pool: &P, environment: &str, source: &str, position: &str) -> Result<(), StoreError> {
+                sqlx::query(
+                    "INSERT INTO sync_state (environment, source, last_attempt_at, failures, backfill) \
+                     VALUES ($1, $2, $3, 0, $4) \
+                     ON CONFLICT (environment, source) DO UPDATE SET backfill = excluded.backfill",
+                )
+                .bind(environment)
+                .bind(source)
+                .bind(crate::store::now_text())
+                .bind(position)
+                .execute(pool)
+                .await?;
+                Ok(())
+            }
+
+            pub async fn known_deploy_ids(pool: &P, ids: &[String]) -> Result<Vec<String>, StoreError> {
+                if ids.is_empty() {
+                    return Ok(Vec::new());
+                }
+                let sql = format!("SELECT id FROM deploys WHERE id IN ({})", placeholders(1, ids.len()));
+                let mut query = sqlx::query_scalar::<_, String>(&sql);
+                for id in ids {
+                    query = query.bind(id);
+                }
+                Ok(query.fetch_all(pool).await?)
+            }
+
+            pub async fn known_run_ids(pool: &P, ids: &[u64]) -> Result<Vec<u64>, StoreError> {
+                if ids.is_empty() {
+                    return Ok(Vec::new());
+                }
+                let sql = format!("SELECT id FROM runs WHERE id IN ({})", placeholders(1, ids.len()));
+                let mut query = sqlx::query_scalar::<_, i64>(&sql);
+                for id in ids {
+                    query = query.bind(*id as i64);
+                }
+                Ok(query.fetch_all(pool).await?.into_iter().map(|id| id as u64).collect())
+            }
+
             pub async fn data_version(pool: &P) -> Result<i64, StoreError> {
                 Ok(sqlx::query_scalar("SELECT version FROM data_version WHERE id = 1")
                     .fetch_one(pool)
@@ -389,6 +483,58 @@ impl Store {
         outcome: Result<Option<&str>, &str>,
     ) -> Result<(), StoreError> {
         dispatch!(self, sync => record_sync(environment, source, outcome))
+    }
+
+    /// An environment's deploys older than `before` (creation time as the
+    /// store writes it, id) in the order of [`Store::deploys`]: a keyset page.
+    pub async fn deploys_before(
+        &self,
+        environment: &str,
+        before: (&str, &str),
+        limit: i64,
+    ) -> Result<Vec<DeployRecord>, StoreError> {
+        dispatch!(self, sync => deploys_before(environment, before, limit))
+    }
+
+    /// A branch's runs older than `before` (creation time as the store
+    /// writes it, id) in the order of [`Store::runs_on_branch`]: a keyset page.
+    pub async fn runs_before(
+        &self,
+        branch: &str,
+        before: (&str, u64),
+        limit: i64,
+    ) -> Result<Vec<RunRecord>, StoreError> {
+        dispatch!(self, sync => runs_before(branch, before, limit))
+    }
+
+    /// Where a source's backfill stands (see `crate::sync::backfill`); None
+    /// until it starts.
+    pub async fn backfill(
+        &self,
+        environment: &str,
+        source: &str,
+    ) -> Result<Option<String>, StoreError> {
+        dispatch!(self, sync => backfill(environment, source))
+    }
+
+    /// Keeps where a source's backfill stands, after each page it read.
+    pub async fn set_backfill(
+        &self,
+        environment: &str,
+        source: &str,
+        position: &str,
+    ) -> Result<(), StoreError> {
+        dispatch!(self, sync => set_backfill(environment, source, position))
+    }
+
+    /// Which of these deploys the store already has.
+    pub async fn known_deploy_ids(&self, ids: &[String]) -> Result<Vec<String>, StoreError> {
+        dispatch!(self, sync => known_deploy_ids(ids))
+    }
+
+    /// Which of these runs the store already has.
+    pub async fn known_run_ids(&self, ids: &[u64]) -> Result<Vec<u64>, StoreError> {
+        dispatch!(self, sync => known_run_ids(ids))
     }
 
     /// A number that changes after every sync write (see `record_sync`).

@@ -7,6 +7,11 @@
 //! show it as a stale banner) and backs the loop off exponentially, or
 //! until a rate limit resets; the others carry on. GitHub is asked with
 //! the last ETag, so an unchanged list costs a 304.
+//!
+//! Each pass reads the newest page of deploys and runs; the first passes
+//! also walk back through the older pages to `sync.history_days` (the
+//! backfill, see [`backfill`]), within `sync.backfill_requests_per_pass`
+//! requests per source and pass, resuming where the last pass stopped.
 
 use crate::config::{Config, EnvironmentConfig};
 use crate::integrations::database::{MigrationDatabase, SqlxMigrationDatabase};
@@ -20,7 +25,10 @@ use std::time::Duration;
 use time::OffsetDateTime;
 use tokio::sync::Notify;
 
+pub mod backfill;
 pub mod webhooks;
+
+use backfill::{Backfill, Budget};
 
 /// Source keys in the store's `sync_state`.
 pub const GITHUB_RUNS: &str = "github_runs";
@@ -28,9 +36,11 @@ pub const GITHUB_COMMITS: &str = "github_commits";
 pub const RENDER_DEPLOYS: &str = "render_deploys";
 pub const DATABASE: &str = "database";
 
-/// How many deploys and runs each pass looks at.
+/// How many of the newest deploys and runs each pass looks at.
 const DEPLOYS: usize = 50;
 const RUNS: usize = 30;
+/// Deploys per backfill page (Render's largest).
+const BACKFILL_DEPLOYS: usize = 100;
 /// At most this many commits' migrations directories are read per pass.
 const MIGRATION_READS: usize = 8;
 
@@ -238,7 +248,18 @@ impl Syncer {
         let mut report = PassReport::default();
         let name = env.name.as_str();
         if let Some(render) = &self.upstreams.render {
-            let outcome = self.sync_render(env, render.as_ref()).await;
+            let outcome = match self.sync_render(env, render.as_ref()).await {
+                Ok(newest) => match self.backfill_deploys(env, render.as_ref()).await {
+                    Ok(older) => Ok(newest || older),
+                    Err(failure) => {
+                        if newest {
+                            report.changed.push(RENDER_DEPLOYS);
+                        }
+                        Err(failure)
+                    }
+                },
+                Err(failure) => Err(failure),
+            };
             self.settle(name, RENDER_DEPLOYS, outcome, None, &mut report)
                 .await;
         }
@@ -249,7 +270,24 @@ impl Syncer {
         }
         if let Some(github) = &self.upstreams.github {
             let (outcome, etag) = match self.sync_runs(env, github.as_ref()).await {
-                Ok((changed, etag)) => (Ok(changed), etag),
+                Ok((newest, etag)) => match self.backfill_runs(env, github.as_ref()).await {
+                    Ok(older) => (Ok(newest || older), etag),
+                    Err(failure) => {
+                        // The newest page was read: keep its ETag and say
+                        // it changed, though the backfill behind it failed.
+                        if let Err(error) = self
+                            .store
+                            .record_sync(name, GITHUB_RUNS, Ok(etag.as_deref()))
+                            .await
+                        {
+                            tracing::error!(%error, "cannot record the sync state");
+                        }
+                        if newest {
+                            report.changed.push(GITHUB_RUNS);
+                        }
+                        (Err(failure), None)
+                    }
+                },
                 Err(f) => (Err(f), None),
             };
             self.settle(name, GITHUB_RUNS, outcome, etag.as_deref(), &mut report)
@@ -315,6 +353,133 @@ impl Syncer {
         }
         self.store.upsert_deploys(&changed).await?;
         Ok(true)
+    }
+
+    /// The source's backfill as kept, or a new one; `None` once done.
+    async fn backfill_of(
+        &self,
+        env: &EnvironmentConfig,
+        source: &str,
+    ) -> Result<Option<Backfill>, Failure> {
+        let kept = self
+            .store
+            .backfill(env.name.as_str(), source)
+            .await?
+            .and_then(|text| Backfill::parse(&text));
+        let backfill = kept.unwrap_or_else(|| {
+            Backfill::start(OffsetDateTime::now_utc(), self.config.sync.history_days)
+        });
+        Ok((!backfill.done).then_some(backfill))
+    }
+
+    /// Reads older deploys, page by page from the newest back to the
+    /// horizon, within this pass's budget; keeps its place after each page.
+    async fn backfill_deploys(
+        &self,
+        env: &EnvironmentConfig,
+        render: &dyn RenderSource,
+    ) -> Result<bool, Failure> {
+        let Some(mut backfill) = self.backfill_of(env, RENDER_DEPLOYS).await? else {
+            return Ok(false);
+        };
+        let mut budget = Budget::new(self.config.sync.backfill_requests_per_pass);
+        let mut changed = false;
+        while !backfill.done && budget.take() {
+            let page = render
+                .deploys_page(
+                    &env.render_service_id,
+                    backfill.next.as_deref(),
+                    BACKFILL_DEPLOYS,
+                )
+                .await?;
+            let wanted: Vec<DeployRecord> = page
+                .items
+                .iter()
+                .filter(|d| backfill.wants(d.created_at))
+                .map(|d| deploy_record(env, d))
+                .collect();
+            let ids: Vec<String> = wanted.iter().map(|d| d.id.clone()).collect();
+            let known: BTreeSet<String> = self
+                .store
+                .known_deploy_ids(&ids)
+                .await?
+                .into_iter()
+                .collect();
+            // The newest page keeps the known ones current.
+            let new: Vec<DeployRecord> = wanted
+                .into_iter()
+                .filter(|d| !known.contains(&d.id))
+                .collect();
+            if !new.is_empty() {
+                self.store.upsert_deploys(&new).await?;
+                changed = true;
+            }
+            let oldest = page.items.iter().map(|d| d.created_at).min();
+            backfill.after_page(oldest, page.next);
+            self.store
+                .set_backfill(env.name.as_str(), RENDER_DEPLOYS, &backfill.to_text())
+                .await?;
+        }
+        Ok(changed)
+    }
+
+    /// Reads older runs of the deploy workflow (with their jobs), page by
+    /// page back to the horizon, within this pass's budget (every request
+    /// counts, the jobs' too) and GitHub's rate limit; a page is left only
+    /// once every run on it is stored, so a pass cut short reads it again
+    /// and skips the runs it already has.
+    async fn backfill_runs(
+        &self,
+        env: &EnvironmentConfig,
+        github: &dyn GithubSource,
+    ) -> Result<bool, Failure> {
+        let Some(mut backfill) = self.backfill_of(env, GITHUB_RUNS).await? else {
+            return Ok(false);
+        };
+        let mut budget = Budget::new(self.config.sync.backfill_requests_per_pass);
+        let may_call = |budget: &mut Budget| {
+            let reserve = github.rate_limit().is_some_and(|rate| {
+                backfill::rate_reserve_reached(
+                    rate.remaining,
+                    rate.reset,
+                    OffsetDateTime::now_utc(),
+                )
+            });
+            !reserve && budget.take()
+        };
+        let mut changed = false;
+        'pages: while !backfill.done && may_call(&mut budget) {
+            let page = github
+                .runs_created_page(
+                    &env.deploy_workflow,
+                    &env.branch,
+                    backfill.horizon,
+                    backfill.until,
+                    backfill.next.as_deref(),
+                )
+                .await?;
+            let ids: Vec<u64> = page.items.iter().map(|r| r.id).collect();
+            let known: BTreeSet<u64> = self.store.known_run_ids(&ids).await?.into_iter().collect();
+            for run in &page.items {
+                if known.contains(&run.id) || !backfill.wants(run.created_at) {
+                    continue;
+                }
+                if !may_call(&mut budget) {
+                    break 'pages;
+                }
+                let mut run = run.clone();
+                run.jobs = github.jobs(run.id).await?;
+                // One by one: what was read stays read when the next call fails.
+                self.store.upsert_runs(std::slice::from_ref(&run)).await?;
+                changed = true;
+            }
+            let oldest = page.items.iter().map(|r| r.created_at).min();
+            backfill.after_page(oldest, page.next);
+            self.store
+                .set_backfill(env.name.as_str(), GITHUB_RUNS, &backfill.to_text())
+                .await?;
+        }
+        Ok(changed)
     }
 
     async fn sync_database(

@@ -1,7 +1,7 @@
 //! The server functions' view of the application layer.
 
 use super::Caller;
-use crate::control::{ControlError, ControlPlane};
+use crate::control::{ControlError, ControlPlane, PageAsk};
 use crate::identity::Actor;
 use app::api::backend::PanelBackend;
 use app::error::AppError;
@@ -93,10 +93,19 @@ impl PanelBackend for WebBackend {
         &self,
         request: &Parts,
         env: String,
+        cursor: Option<String>,
     ) -> Result<EnvironmentPage<Vec<ReleaseView>>, AppError> {
         let (actor, caller) = self.signed_in(request).await?;
         self.control
-            .timeline(&actor, &caller.meta, &env)
+            .timeline_page(
+                &actor,
+                &caller.meta,
+                &env,
+                &PageAsk {
+                    cursor,
+                    limit: None,
+                },
+            )
             .await
             .map_err(|e| app_error(e, &caller))
     }
@@ -105,10 +114,19 @@ impl PanelBackend for WebBackend {
         &self,
         request: &Parts,
         env: String,
+        cursor: Option<String>,
     ) -> Result<EnvironmentPage<Vec<RunView>>, AppError> {
         let (actor, caller) = self.signed_in(request).await?;
         self.control
-            .runs(&actor, &caller.meta, &env)
+            .runs_page(
+                &actor,
+                &caller.meta,
+                &env,
+                &PageAsk {
+                    cursor,
+                    limit: None,
+                },
+            )
             .await
             .map_err(|e| app_error(e, &caller))
     }
@@ -125,10 +143,19 @@ impl PanelBackend for WebBackend {
         &self,
         request: &Parts,
         env: String,
+        cursor: Option<String>,
     ) -> Result<EnvironmentPage<Vec<ReleaseView>>, AppError> {
         let (actor, caller) = self.signed_in(request).await?;
         self.control
-            .deploys(&actor, &caller.meta, &env)
+            .deploys_page(
+                &actor,
+                &caller.meta,
+                &env,
+                &PageAsk {
+                    cursor,
+                    limit: None,
+                },
+            )
             .await
             .map_err(|e| app_error(e, &caller))
     }

@@ -1235,3 +1235,64 @@ async fn pages_with_a_title_from_the_url_survive_concurrent_views() {
     );
     panel.stop().await;
 }
+
+#[tokio::test]
+async fn the_last_good_release_is_found_however_many_bad_ones_came_after_it() {
+    crate::integrations::install_tls_provider();
+    let t = TestStore::new("sqlite").await;
+    let config = Config::from_toml(CONFIG).unwrap();
+    let control = ControlPlane::new(t.store.clone(), Arc::new(config));
+    let store = control.store();
+    let live = "5555555eeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeee";
+    let good = "4444444ddddddddddddddddddddddddddddddddd";
+    // The live release, 150 failed builds before it, and a good one before those.
+    let mut deploys = vec![
+        deploy("dep-live", live, "live", 1),
+        deploy("dep-good", good, "deactivated", 200),
+    ];
+    for i in 0..150 {
+        deploys.push(deploy(
+            &format!("dep-bad-{i:03}"),
+            &format!("{i:040}"),
+            "build_failed",
+            2 + i,
+        ));
+    }
+    store.upsert_deploys(&deploys).await.unwrap();
+    store
+        .upsert_runs(&[run(1, live, 1), run(2, good, 200)])
+        .await
+        .unwrap();
+    let actor = Actor::system("test");
+    let meta = RequestMeta::default();
+
+    let plan = control
+        .rollback_plan(
+            &actor,
+            &meta,
+            "production",
+            &crate::control::RollbackAsk::default(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        plan.to.map(|r| r.deploy.id),
+        Some("dep-good".to_owned()),
+        "the plan's default target"
+    );
+    let overview = control.overview(&actor, &meta).await.unwrap();
+    let production = &overview.environments[0];
+    assert_eq!(
+        production.last_good.as_ref().map(|r| r.deploy_id.as_str()),
+        Some("dep-good")
+    );
+    assert_eq!(
+        production
+            .rollback
+            .as_ref()
+            .map(|r| r.target_deploy_id.as_str()),
+        Some("dep-good"),
+        "the one-click rollback"
+    );
+    t.drop_all().await;
+}

@@ -2,7 +2,7 @@
 //! `{"error": {"code": "...", "message": "..."}}`.
 
 use super::{AppState, Caller};
-use crate::control::ControlError;
+use crate::control::{ControlError, PageAsk};
 use axum::extract::{Path, Query, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -192,39 +192,54 @@ async fn actor(
         .await?)
 }
 
-/// `GET /environments/{env}/releases`: the release timeline, newest first.
+/// `GET /environments/{env}/releases?cursor=&limit=`: one keyset page of
+/// the release timeline, newest first, and `next_cursor` for the next.
 async fn releases(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
     Path(env): Path<String>,
+    Query(ask): Query<PageAsk>,
 ) -> Result<Response, ApiError> {
     let target = format!("/api/v1/environments/{env}/releases");
     let actor = actor(&state, &caller, &target).await?;
-    let page = state.control.timeline(&actor, &caller.meta, &env).await?;
+    let page = state
+        .control
+        .timeline_page(&actor, &caller.meta, &env, &ask)
+        .await?;
     Ok(Json(page).into_response())
 }
 
-/// `GET /environments/{env}/runs`: the runs on the environment's branch.
+/// `GET /environments/{env}/runs?cursor=&limit=`: one keyset page of the
+/// runs on the environment's branch, newest first, and `next_cursor`.
 async fn runs(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
     Path(env): Path<String>,
+    Query(ask): Query<PageAsk>,
 ) -> Result<Response, ApiError> {
     let target = format!("/api/v1/environments/{env}/runs");
     let actor = actor(&state, &caller, &target).await?;
-    let page = state.control.runs(&actor, &caller.meta, &env).await?;
+    let page = state
+        .control
+        .runs_page(&actor, &caller.meta, &env, &ask)
+        .await?;
     Ok(Json(page).into_response())
 }
 
-/// `GET /environments/{env}/deploys`: the environment's deploys, newest first.
+/// `GET /environments/{env}/deploys?cursor=&limit=`: one keyset page of the
+/// environment's deploys, newest first, and `next_cursor`.
 async fn deploys(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
     Path(env): Path<String>,
+    Query(ask): Query<PageAsk>,
 ) -> Result<Response, ApiError> {
     let target = format!("/api/v1/environments/{env}/deploys");
     let actor = actor(&state, &caller, &target).await?;
-    let page = state.control.deploys(&actor, &caller.meta, &env).await?;
+    let page = state
+        .control
+        .deploys_page(&actor, &caller.meta, &env, &ask)
+        .await?;
     Ok(Json(page).into_response())
 }
 

@@ -861,8 +861,68 @@ struct RunsQuery {
     status: Option<String>,
     head_sha: Option<String>,
     actor: Option<String>,
+    /// GitHub's date qualifier, e.g. `2026-01-01T00:00:00Z..2026-02-01T00:00:00Z`.
+    created: Option<String>,
     #[serde(flatten)]
     page: PageQuery,
+}
+
+/// The instants a `created` qualifier admits: `A..B`, `A..*`, `*..B`,
+/// `>=A`, `>A`, `<=A`, `<A` or `A`, each a date (`2026-01-31`, the whole
+/// day, UTC) or a date-time (`2026-01-31T10:00:00Z`); `..` includes both ends.
+/// None when the text is none of these.
+pub(super) fn created_range(text: &str) -> Option<impl Fn(OffsetDateTime) -> bool> {
+    use std::ops::Bound::{self, Excluded, Included, Unbounded};
+    use time::format_description::well_known::Rfc3339;
+    // A value's first and last instant.
+    let span = |v: &str| -> Option<(OffsetDateTime, OffsetDateTime)> {
+        if let Ok(t) = OffsetDateTime::parse(v, &Rfc3339) {
+            return Some((t, t));
+        }
+        let format = time::macros::format_description!("[year]-[month]-[day]");
+        let day = time::Date::parse(v, format).ok()?.midnight().assume_utc();
+        Some((
+            day,
+            day + time::Duration::days(1) - time::Duration::nanoseconds(1),
+        ))
+    };
+    let text = text.trim();
+    let (low, high): (Bound<OffsetDateTime>, Bound<OffsetDateTime>) =
+        if let Some((a, b)) = text.split_once("..") {
+            let low = match a {
+                "*" => Unbounded,
+                a => Included(span(a)?.0),
+            };
+            let high = match b {
+                "*" => Unbounded,
+                b => Included(span(b)?.1),
+            };
+            (low, high)
+        } else if let Some(v) = text.strip_prefix(">=") {
+            (Included(span(v)?.0), Unbounded)
+        } else if let Some(v) = text.strip_prefix("<=") {
+            (Unbounded, Included(span(v)?.1))
+        } else if let Some(v) = text.strip_prefix('>') {
+            (Excluded(span(v)?.1), Unbounded)
+        } else if let Some(v) = text.strip_prefix('<') {
+            (Unbounded, Excluded(span(v)?.0))
+        } else {
+            let (a, b) = span(text)?;
+            (Included(a), Included(b))
+        };
+    Some(move |t: OffsetDateTime| {
+        let above = match low {
+            Included(l) => t >= l,
+            Excluded(l) => t > l,
+            Unbounded => true,
+        };
+        let below = match high {
+            Included(h) => t <= h,
+            Excluded(h) => t < h,
+            Unbounded => true,
+        };
+        above && below
+    })
 }
 
 const RUN_STATUSES: &[&str] = &[
@@ -881,6 +941,16 @@ fn runs_page(
     query: &RunsQuery,
     workflow: Option<u64>,
 ) -> Response {
+    let created = match query.created.as_deref().map(created_range) {
+        None => None,
+        Some(Some(range)) => Some(range),
+        Some(None) => {
+            return unprocessable(
+                "Invalid value for `created`",
+                vec![json!({ "field": "created", "code": "invalid" })],
+            );
+        }
+    };
     let world = sim.world();
     let at = super::now();
     let runs: Vec<(&Run, AttemptView)> = world
@@ -893,6 +963,7 @@ fn runs_page(
         .filter(|r| query.event.as_deref().is_none_or(|e| r.event == e))
         .filter(|r| query.head_sha.as_deref().is_none_or(|s| r.head_sha == s))
         .filter(|r| query.actor.as_deref().is_none_or(|a| r.actor.login == a))
+        .filter(|r| created.as_ref().is_none_or(|c| c(r.created_at)))
         .filter_map(|r| world.actions.view_of(r, None, at).map(|v| (r, v)))
         .filter(|(_, v)| {
             query.status.as_deref().is_none_or(|s| {
@@ -1286,5 +1357,38 @@ async fn dispatch(
         .into_response()
     } else {
         StatusCode::NO_CONTENT.into_response()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::created_range;
+    use time::macros::datetime;
+
+    #[test]
+    fn the_created_qualifier_takes_githubs_date_syntax() {
+        let admits = |q: &str, t| created_range(q).expect(q)(t);
+        let range = "2026-01-01T10:00:00Z..2026-01-31";
+        assert!(
+            admits(range, datetime!(2026-01-01 10:00 UTC)),
+            "both ends included"
+        );
+        assert!(
+            admits(range, datetime!(2026-01-31 23:59:59 UTC)),
+            "a date is its whole day"
+        );
+        assert!(!admits(range, datetime!(2026-01-01 09:59:59 UTC)));
+        assert!(!admits(range, datetime!(2026-02-01 00:00 UTC)));
+        assert!(admits("2026-01-01..*", datetime!(2030-01-01 00:00 UTC)));
+        assert!(admits(">=2026-01-01", datetime!(2026-01-01 00:00 UTC)));
+        assert!(!admits(">2026-01-01", datetime!(2026-01-01 23:00 UTC)));
+        assert!(admits("<2026-01-01", datetime!(2025-12-31 23:59:59 UTC)));
+        assert!(!admits("<2026-01-01", datetime!(2026-01-01 00:00 UTC)));
+        assert!(admits("<=2026-01-01", datetime!(2026-01-01 23:00 UTC)));
+        assert!(admits("2026-01-01", datetime!(2026-01-01 12:00 UTC)));
+        assert!(!admits("2026-01-01", datetime!(2026-01-02 00:00 UTC)));
+        for bad in ["yesterday", "2026-13-01", "2026-01-01...2026-02-01", ""] {
+            assert!(created_range(bad).is_none(), "{bad:?}");
+        }
     }
 }
