@@ -164,6 +164,22 @@ fn step_view(step: StepRow) -> OperationStepView {
     }
 }
 
+/// The release's commit with its migrations directory, from GitHub (the
+/// commit itself only when the store does not have it).
+async fn read_commit(
+    gh: &dyn crate::integrations::github::GithubSource,
+    release: &releases::Release,
+    migrations_path: &str,
+) -> Result<releases::CommitRecord, crate::integrations::github::GithubError> {
+    let sha = &release.deploy.commit_sha;
+    let mut commit = match &release.commit {
+        Some(commit) => commit.clone(),
+        None => gh.commit(sha).await?,
+    };
+    commit.migrations = Some(gh.migrations_at(sha, migrations_path).await?);
+    Ok(commit)
+}
+
 impl ControlPlane {
     /// Everything a plan is made from, read from the store; with `github`,
     /// also GitHub's compare and the branch's head (bounded waits).
@@ -224,6 +240,32 @@ impl ControlPlane {
                 Some(id) => input.releases.iter().find(|r| &r.deploy.id == id).cloned(),
                 None => releases::last_good(&input.releases).cloned(),
             };
+            // The sync reads the commits of the newest deploys only; an
+            // older target's commit and migrations are read when a plan
+            // needs them, and kept.
+            if let Some(target) = &target
+                && target
+                    .commit
+                    .as_ref()
+                    .and_then(|c| c.migrations.as_ref())
+                    .is_none()
+                && let Ok(Ok(commit)) = tokio::time::timeout(
+                    GITHUB_WAIT,
+                    read_commit(gh.as_ref(), target, &env.migrations_path),
+                )
+                .await
+            {
+                self.store
+                    .upsert_commits(std::slice::from_ref(&commit))
+                    .await?;
+                for release in input
+                    .releases
+                    .iter_mut()
+                    .filter(|r| r.deploy.commit_sha == commit.sha)
+                {
+                    release.commit = Some(commit.clone());
+                }
+            }
             if let (Some(live), Some(target)) = (live, target)
                 && let Ok(Ok(comparison)) = tokio::time::timeout(
                     GITHUB_WAIT,

@@ -1204,6 +1204,41 @@ async fn a_deployer_asking_for_a_downgrade_hears_that_it_needs_a_lead_before_any
     assert!(matches!(error, ControlError::Forbidden(_)), "{error:?}");
 }
 
+#[tokio::test]
+async fn a_plan_reads_an_older_targets_migrations_from_github_when_the_sync_has_not() {
+    let s = setup("sqlite", |t| t).await;
+    let meta = RequestMeta::default();
+    let lee = person("lee", Role::Lead);
+    let (target, plan) = downgrade_target(&s, "staging").await;
+    // As for a release the backfill stored: its deploy and runs known,
+    // its commit never read.
+    let sha = plan.to.as_ref().unwrap().deploy.commit_sha.clone();
+    let crate::store::Pool::Sqlite(pool) = &s.store.store.pool else {
+        unreachable!("a SQLite store")
+    };
+    sqlx::query("DELETE FROM commits WHERE sha = $1")
+        .bind(&sha)
+        .execute(pool)
+        .await
+        .unwrap();
+    let ask = RollbackAsk {
+        target_deploy_id: Some(target),
+        database: true,
+        ..RollbackAsk::default()
+    };
+    let again = s
+        .control
+        .rollback_plan(&lee, &meta, "staging", &ask)
+        .await
+        .unwrap();
+    assert!(!again.blocked(), "{:#?}", again.checks);
+    assert_eq!(again.downgrade_to, plan.downgrade_to);
+    assert_eq!(again.alembic_path, plan.alembic_path);
+    // Read once, then kept.
+    let kept = s.store.store.commits_by_sha(&[sha]).await.unwrap();
+    assert!(kept[0].migrations.is_some());
+}
+
 async fn revert(mode: &str) -> (Setup, Vec<crate::store::operations::StepRow>) {
     let s = setup("sqlite", |t| format!("{t}revert = \"{mode}\"\n")).await;
     let started = s
