@@ -64,22 +64,9 @@ impl Api {
 
     /// The simulators' counts of calls that change something.
     async fn upstream_calls(&self) -> (Value, Value) {
-        let get = |base: &str| {
-            let url = format!("{base}/_sandbox/calls");
-            async move {
-                http()
-                    .get(url)
-                    .send()
-                    .await
-                    .unwrap()
-                    .json::<Value>()
-                    .await
-                    .unwrap()
-            }
-        };
         (
-            get(&self.sandbox.printed["render"]).await,
-            get(&self.sandbox.printed["github"]).await,
+            calls(&self.sandbox.printed["render"]).await,
+            calls(&self.sandbox.printed["github"]).await,
         )
     }
 
@@ -88,6 +75,18 @@ impl Api {
         assert_ne!(state, "running", "operation {id} still running after 60 s");
         state
     }
+}
+
+/// A simulator's counts of calls that change something.
+async fn calls(simulator: &str) -> Value {
+    http()
+        .get(format!("{simulator}/_sandbox/calls"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
 }
 
 #[tokio::test]
@@ -380,15 +379,8 @@ async fn two_panel_processes_on_one_postgresql_store_start_one_rollback_for_fift
     let id = statuses[&202][0]["id"].as_str().unwrap().to_owned();
     let state = flightdeck_tests::settled_state(&panels[1].url, &cookie, &id).await;
     assert_eq!(state, "succeeded");
-    let calls: Value = http()
-        .get(format!("{}/_sandbox/calls", sandbox.printed["render"]))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(calls["rollbacks"], 1, "{calls}");
+    let render_calls = calls(&sandbox.printed["render"]).await;
+    assert_eq!(render_calls["rollbacks"], 1, "{render_calls}");
 
     // One Idempotency-Key sent twenty times across both processes: one
     // operation, and every reply is the same 202.
@@ -418,15 +410,11 @@ async fn two_panel_processes_on_one_postgresql_store_start_one_rollback_for_fift
         .to_owned();
     let state = flightdeck_tests::settled_state(&panels[0].url, &cookie, &id).await;
     assert_eq!(state, "succeeded");
-    let calls: Value = http()
-        .get(format!("{}/_sandbox/calls", sandbox.printed["render"]))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(calls["rollbacks"], 2, "one more, for staging: {calls}");
+    let render_calls = calls(&sandbox.printed["render"]).await;
+    assert_eq!(
+        render_calls["rollbacks"], 2,
+        "one more, for staging: {render_calls}"
+    );
 
     for panel in panels {
         panel.stop().await;

@@ -481,6 +481,15 @@ impl ControlPlane {
             "This Idempotency-Key was used for another request (operation {}); use a new key for a new request.",
             existing.id
         ));
+        self.refuse_attempt(attempt, error).await
+    }
+
+    /// Writes the attempt's refusal and gives the error back.
+    async fn refuse_attempt(
+        &self,
+        attempt: &Attempt<'_>,
+        error: ControlError,
+    ) -> Result<Started, ControlError> {
         self.refuse(
             attempt.actor,
             attempt.meta,
@@ -510,14 +519,7 @@ impl ControlPlane {
         {
             return self.replay(attempt, existing).await;
         }
-        self.refuse(
-            attempt.actor,
-            attempt.meta,
-            attempt.action,
-            attempt.env,
-            error,
-        )
-        .await
+        self.refuse_attempt(attempt, error).await
     }
 
     /// Creates the operation and starts it, or says why not. The store

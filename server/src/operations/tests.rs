@@ -315,21 +315,26 @@ async fn race(
     (ok, refused)
 }
 
+/// Another panel on the same store: its own pool (on PostgreSQL), its own
+/// executor.
+async fn another_panel(s: &Setup) -> ControlPlane {
+    let store = match &s.store.store.pool {
+        crate::store::Pool::Postgres(_) => {
+            crate::store::Store::connect(&s.store.url()).await.unwrap()
+        }
+        crate::store::Pool::Sqlite(_) => s.store.store.clone(),
+    };
+    ControlPlane::new(store, s.config.clone()).with_upstreams(
+        Upstreams::from_config(&s.config),
+        Arc::new(|_: &str, _: &str| {}),
+    )
+}
+
 async fn fifty_rollbacks_make_one_operation(backend: &str, planes: usize) {
     let s = setup(backend, |t| t).await;
     let mut controls = vec![s.control.clone()];
     for _ in 1..planes {
-        // Another panel: its own pool on the same store, its own executor.
-        let store = match &s.store.store.pool {
-            crate::store::Pool::Postgres(_) => {
-                crate::store::Store::connect(&s.store.url()).await.unwrap()
-            }
-            crate::store::Pool::Sqlite(_) => s.store.store.clone(),
-        };
-        controls.push(ControlPlane::new(store, s.config.clone()).with_upstreams(
-            Upstreams::from_config(&s.config),
-            Arc::new(|_: &str, _: &str| {}),
-        ));
+        controls.push(another_panel(&s).await);
     }
     let (ok, refused) = race(&s, &controls, 50, |_| None).await;
     assert_eq!(ok.len(), 1, "exactly one operation; refusals: {refused:?}");
@@ -431,18 +436,7 @@ async fn key_race_held_after_the_lookup(backend: &str, settle: bool) {
     };
     // The held request goes through a second panel (its own pool on
     // PostgreSQL), the one that wins through the first.
-    let store = match &s.store.store.pool {
-        crate::store::Pool::Postgres(_) => {
-            crate::store::Store::connect(&s.store.url()).await.unwrap()
-        }
-        crate::store::Pool::Sqlite(_) => s.store.store.clone(),
-    };
-    let held_panel = ControlPlane::new(store, s.config.clone())
-        .with_upstreams(
-            Upstreams::from_config(&s.config),
-            Arc::new(|_: &str, _: &str| {}),
-        )
-        .with_pause(hook);
+    let held_panel = another_panel(&s).await.with_pause(hook);
     let dana = person("dana", Role::Deployer);
     let held = tokio::spawn({
         let dana = dana.clone();
