@@ -77,6 +77,25 @@ impl Api {
     }
 }
 
+/// Sends every request at once; each reply's status and body, in order.
+async fn all_at_once(
+    requests: impl Iterator<Item = reqwest::RequestBuilder>,
+) -> Vec<(u16, String)> {
+    let tasks: Vec<_> = requests
+        .map(|request| {
+            tokio::spawn(async move {
+                let response = request.send().await.unwrap();
+                (response.status().as_u16(), response.text().await.unwrap())
+            })
+        })
+        .collect();
+    let mut replies = Vec::new();
+    for task in tasks {
+        replies.push(task.await.unwrap());
+    }
+    replies
+}
+
 /// A simulator's counts of calls that change something.
 async fn calls(simulator: &str) -> Value {
     http()
@@ -137,21 +156,12 @@ async fn fifty_concurrent_rollback_requests_make_one_operation_and_49_conflicts(
 async fn one_idempotency_key_sent_twenty_times_at_once_is_one_operation() {
     let (_dir, api) = Api::start("ops-idem").await;
     let body = json!({ "reason": "bad deploy" });
-    let mut tasks = Vec::new();
-    for _ in 0..20 {
-        let request = api
-            .post("/api/v1/environments/staging/rollbacks", Some(&api.admin))
+    let replies = all_at_once((0..20).map(|_| {
+        api.post("/api/v1/environments/staging/rollbacks", Some(&api.admin))
             .header("Idempotency-Key", "incident-42")
-            .json(&body);
-        tasks.push(tokio::spawn(async move {
-            let response = request.send().await.unwrap();
-            (response.status().as_u16(), response.text().await.unwrap())
-        }));
-    }
-    let mut replies = Vec::new();
-    for task in tasks {
-        replies.push(task.await.unwrap());
-    }
+            .json(&body)
+    }))
+    .await;
     assert!(replies.iter().all(|r| r == &replies[0]), "{replies:?}");
     assert_eq!(replies[0].0, 202);
     let id = serde_json::from_str::<Value>(&replies[0].1).unwrap()["id"]
@@ -384,24 +394,16 @@ async fn two_panel_processes_on_one_postgresql_store_start_one_rollback_for_fift
 
     // One Idempotency-Key sent twenty times across both processes: one
     // operation, and every reply is the same 202.
-    let mut tasks = Vec::new();
-    for i in 0..20 {
+    let replies = all_at_once((0..20).map(|i| {
         let panel = &panels[i % 2];
-        let request = http()
+        http()
             .post(panel.at("/api/v1/environments/staging/rollbacks"))
             .header("Origin", &panel.url)
             .header("Cookie", &cookie)
             .header("Idempotency-Key", "two-panels-one-key")
-            .json(&json!({ "reason": "one key, two panels" }));
-        tasks.push(tokio::spawn(async move {
-            let response = request.send().await.unwrap();
-            (response.status().as_u16(), response.text().await.unwrap())
-        }));
-    }
-    let mut replies = Vec::new();
-    for task in tasks {
-        replies.push(task.await.unwrap());
-    }
+            .json(&json!({ "reason": "one key, two panels" }))
+    }))
+    .await;
     assert_eq!(replies[0].0, 202, "{replies:?}");
     assert!(replies.iter().all(|r| r == &replies[0]), "{replies:?}");
     let id = serde_json::from_str::<Value>(&replies[0].1).unwrap()["id"]

@@ -32,6 +32,15 @@ pub struct PageAsk {
 }
 
 impl PageAsk {
+    /// The page that starts after `cursor` (the first: None), of the
+    /// default size.
+    pub fn from_cursor(cursor: Option<String>) -> Self {
+        Self {
+            cursor,
+            limit: None,
+        }
+    }
+
     /// The limit asked for, checked.
     fn limit(&self) -> Result<i64, ControlError> {
         let limit = self.limit.unwrap_or(PAGE);
@@ -338,18 +347,6 @@ impl ControlPlane {
             .await
     }
 
-    /// The deploys of one environment, newest first (the same records as
-    /// the timeline; the page shows the deploy's side): the first page.
-    pub async fn deploys(
-        &self,
-        actor: &Actor,
-        meta: &RequestMeta,
-        env: &str,
-    ) -> Result<EnvironmentPage<Vec<ReleaseView>>, ControlError> {
-        self.deploys_page(actor, meta, env, &PageAsk::default())
-            .await
-    }
-
     /// One keyset page of the environment's deploys, newest first.
     pub async fn deploys_page(
         &self,
@@ -394,16 +391,6 @@ impl ControlPlane {
             ))
         })
         .await
-    }
-
-    /// The pipeline runs on the environment's branch, newest first: the first page.
-    pub async fn runs(
-        &self,
-        actor: &Actor,
-        meta: &RequestMeta,
-        env: &str,
-    ) -> Result<EnvironmentPage<Vec<RunView>>, ControlError> {
-        self.runs_page(actor, meta, env, &PageAsk::default()).await
     }
 
     /// One keyset page of the runs on the environment's branch, newest first.

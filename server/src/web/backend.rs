@@ -97,15 +97,7 @@ impl PanelBackend for WebBackend {
     ) -> Result<EnvironmentPage<Vec<ReleaseView>>, AppError> {
         let (actor, caller) = self.signed_in(request).await?;
         self.control
-            .timeline_page(
-                &actor,
-                &caller.meta,
-                &env,
-                &PageAsk {
-                    cursor,
-                    limit: None,
-                },
-            )
+            .timeline_page(&actor, &caller.meta, &env, &PageAsk::from_cursor(cursor))
             .await
             .map_err(|e| app_error(e, &caller))
     }
@@ -118,15 +110,7 @@ impl PanelBackend for WebBackend {
     ) -> Result<EnvironmentPage<Vec<RunView>>, AppError> {
         let (actor, caller) = self.signed_in(request).await?;
         self.control
-            .runs_page(
-                &actor,
-                &caller.meta,
-                &env,
-                &PageAsk {
-                    cursor,
-                    limit: None,
-                },
-            )
+            .runs_page(&actor, &caller.meta, &env, &PageAsk::from_cursor(cursor))
             .await
             .map_err(|e| app_error(e, &caller))
     }
@@ -147,15 +131,7 @@ impl PanelBackend for WebBackend {
     ) -> Result<EnvironmentPage<Vec<ReleaseView>>, AppError> {
         let (actor, caller) = self.signed_in(request).await?;
         self.control
-            .deploys_page(
-                &actor,
-                &caller.meta,
-                &env,
-                &PageAsk {
-                    cursor,
-                    limit: None,
-                },
-            )
+            .deploys_page(&actor, &caller.meta, &env, &PageAsk::from_cursor(cursor))
             .await
             .map_err(|e| app_error(e, &caller))
     }
