@@ -33,26 +33,7 @@ impl ActorKind {
     }
 }
 
-/// How an audited action ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Outcome {
-    Started,
-    Succeeded,
-    Failed,
-    Denied,
-}
-
-impl Outcome {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Outcome::Started => "started",
-            Outcome::Succeeded => "succeeded",
-            Outcome::Failed => "failed",
-            Outcome::Denied => "denied",
-        }
-    }
-}
+pub use domain::Outcome;
 
 /// Where a request came from, for the trail.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

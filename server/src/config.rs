@@ -313,44 +313,7 @@ pub enum ApprovalKind {
     CodeRollback,
 }
 
-/// A valid environment name: 1 to 40 of `a-z`, `0-9`, `-`, `_`, starting with a letter.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct EnvironmentName(String);
-
-impl EnvironmentName {
-    /// Checks `name` against the rules above.
-    pub fn parse(name: &str) -> Result<Self, String> {
-        let ok = (1..=40).contains(&name.len())
-            && name.starts_with(|c: char| c.is_ascii_lowercase())
-            && name
-                .chars()
-                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_');
-        if ok {
-            Ok(Self(name.to_owned()))
-        } else {
-            Err(format!(
-                "`{name}` is not a valid environment name (1-40 of a-z, 0-9, - and _, starting with a letter)"
-            ))
-        }
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Display for EnvironmentName {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl<'de> Deserialize<'de> for EnvironmentName {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let raw = String::deserialize(d)?;
-        EnvironmentName::parse(&raw).map_err(serde::de::Error::custom)
-    }
-}
+pub use domain::EnvironmentName;
 
 /// Why the configuration cannot be used. Each renders as one line that
 /// names the key (or the file) it is about.

@@ -63,9 +63,9 @@ pub fn first_line(message: &str) -> String {
     message.lines().next().unwrap_or_default().to_owned()
 }
 
-/// The first seven characters of a commit id.
+/// The seven-digit form of a commit id.
 pub fn short_sha(sha: &str) -> String {
-    sha.chars().take(7).collect()
+    domain::short_sha(sha).to_owned()
 }
 
 /// A link that leaves the panel (GitHub, Render); empty URLs give plain text.

@@ -9,8 +9,9 @@ use super::{ControlError, ControlPlane, Pause, viewer_of};
 use crate::audit::{NewEvent, Outcome, RequestMeta};
 use crate::config::{EnvironmentConfig, RevertConfig};
 use crate::identity::{Actor, random_id};
-use crate::operations::{DeployRequest, Request, RollbackRequest, request_hash, state};
+use crate::operations::{DeployRequest, OperationState, Request, RollbackRequest, request_hash};
 use crate::releases::{self, CiState};
+use crate::rollback::plan::CheckId;
 use crate::rollback::{
     self, Level, Plan, PlanInput, RevertMode, RollbackOptions, RunningOperation,
 };
@@ -20,6 +21,7 @@ use app::model::{
     CheckView, OneClick, OperationBrief, OperationStepView, OperationView, PathStepView,
     PlanCommitView, Role, RollbackView, TargetView,
 };
+use domain::{IdempotencyKey, short_sha};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use std::collections::BTreeMap;
@@ -57,7 +59,7 @@ struct Attempt<'a> {
     meta: &'a RequestMeta,
     action: &'static str,
     env: &'a str,
-    key: Option<&'a str>,
+    key: Option<&'a IdempotencyKey>,
     hash: String,
 }
 
@@ -81,7 +83,7 @@ pub struct Started {
     pub created_at: String,
     pub url: String,
     /// `running`, or `awaiting_approval` when a second lead must approve.
-    pub initial_state: String,
+    pub initial_state: OperationState,
     /// True when this reply repeats an earlier one for the same key.
     #[serde(skip)]
     pub replayed: bool,
@@ -95,9 +97,9 @@ impl Started {
             .and_then(|p| p.pointer("/requirements/second_approval")?.as_bool())
             == Some(true);
         let initial_state = if second_approval {
-            state::AWAITING_APPROVAL
+            OperationState::AwaitingApproval
         } else {
-            state::RUNNING
+            OperationState::Running
         };
         Started {
             id: op.id.clone(),
@@ -106,7 +108,7 @@ impl Started {
             requested_by: op.requested_by.clone(),
             created_at: op.created_at.clone(),
             url: format!("/api/v1/operations/{}", op.id),
-            initial_state: initial_state.to_owned(),
+            initial_state,
             replayed,
         }
     }
@@ -143,7 +145,7 @@ fn brief(op: &OperationRow) -> OperationBrief {
     OperationBrief {
         id: op.id.clone(),
         kind: op.kind.clone(),
-        state: op.state.clone(),
+        state: op.state.to_string(),
         requested_by: op.requested_by.clone(),
         created_at: op.created_at.clone(),
     }
@@ -154,7 +156,7 @@ fn step_view(step: StepRow) -> OperationStepView {
         position: step.position,
         name: step.name,
         title: step.title,
-        state: step.state,
+        state: step.state.to_string(),
         started_at: step.started_at,
         finished_at: step.finished_at,
         upstream_id: step.upstream_id,
@@ -365,7 +367,8 @@ impl ControlPlane {
                         .checks
                         .iter()
                         .find(|c| {
-                            c.level == Level::Block && matches!(c.id, "target" | "target_went_live")
+                            c.level == Level::Block
+                                && matches!(c.id, CheckId::Target | CheckId::TargetWentLive)
                         })
                         .map(|c| c.sentence.clone()),
                 }
@@ -411,7 +414,7 @@ impl ControlPlane {
                 .checks
                 .iter()
                 .map(|c| CheckView {
-                    id: c.id.to_owned(),
+                    id: c.id.to_string(),
                     level: level_word(c.level).to_owned(),
                     sentence: c.sentence.clone(),
                 })
@@ -514,7 +517,7 @@ impl ControlPlane {
         if let Some(key) = attempt.key
             && let Some(existing) = self
                 .store
-                .operation_by_key(&attempt.actor.name, key)
+                .operation_by_key(&attempt.actor.name, key.as_str())
                 .await?
         {
             return self.replay(attempt, existing).await;
@@ -540,9 +543,9 @@ impl ControlPlane {
             environment: env.to_owned(),
             kind: request.kind().to_owned(),
             state: if awaiting_approval {
-                state::AWAITING_APPROVAL
+                OperationState::AwaitingApproval
             } else {
-                state::RUNNING
+                OperationState::Running
             }
             .to_owned(),
             request: serde_json::to_string(&request).expect("a request always serialises"),
@@ -550,7 +553,7 @@ impl ControlPlane {
             requested_by: actor.name.clone(),
             requested_role: actor.role.as_str().to_owned(),
             break_glass,
-            idempotency_key: key.map(str::to_owned),
+            idempotency_key: key.map(|k| k.as_str().to_owned()),
             request_hash: attempt.hash.clone(),
             steps: request
                 .steps()
@@ -587,7 +590,7 @@ impl ControlPlane {
                     op.id,
                     op.kind,
                     op.requested_by,
-                    op.state.replace('_', " ")
+                    op.state.as_str().replace('_', " ")
                 ));
                 self.refuse_keyed(attempt, error).await
             }
@@ -625,7 +628,7 @@ impl ControlPlane {
         meta: &RequestMeta,
         env: &str,
         ask: &RollbackAsk,
-        key: Option<&str>,
+        key: Option<&IdempotencyKey>,
     ) -> Result<Started, ControlError> {
         const ACTION: &str = "rollback.start";
         self.require_on(actor, Role::Deployer, ACTION, Some(env), meta)
@@ -647,7 +650,10 @@ impl ControlPlane {
             })),
         };
         if let Some(key) = key
-            && let Some(existing) = self.store.operation_by_key(&actor.name, key).await?
+            && let Some(existing) = self
+                .store
+                .operation_by_key(&actor.name, key.as_str())
+                .await?
         {
             return self.replay(&attempt, existing).await;
         }
@@ -674,7 +680,10 @@ impl ControlPlane {
             .iter()
             .filter(|c| c.level == Level::Block)
             .collect();
-        if let Some(check) = blocks.iter().find(|c| matches!(c.id, "operation" | "lock")) {
+        if let Some(check) = blocks
+            .iter()
+            .find(|c| matches!(c.id, CheckId::Operation | CheckId::Lock))
+        {
             let error = ControlError::Conflict(check.sentence.clone());
             return self.refuse_keyed(&attempt, error).await;
         }
@@ -734,7 +743,7 @@ impl ControlPlane {
         meta: &RequestMeta,
         env: &str,
         ask: &DeployAsk,
-        key: Option<&str>,
+        key: Option<&IdempotencyKey>,
     ) -> Result<Started, ControlError> {
         const ACTION: &str = "deploy.trigger";
         self.require_on(actor, Role::Deployer, ACTION, Some(env), meta)
@@ -794,13 +803,13 @@ impl ControlPlane {
                 op.environment,
                 r.downgrade_to.as_deref().unwrap_or("?"),
                 r.target_deploy_id,
-                &r.target_commit[..r.target_commit.len().min(7)],
+                short_sha(&r.target_commit),
             ),
             Some(Request::Rollback(r)) => format!(
                 "Roll {} back to deploy {} ({}){}{}",
                 op.environment,
                 r.target_deploy_id,
-                &r.target_commit[..r.target_commit.len().min(7)],
+                short_sha(&r.target_commit),
                 if r.database {
                     format!(
                         ", downgrading the database to {}",
@@ -819,7 +828,7 @@ impl ControlPlane {
                 "Deploy {} to {}",
                 d.commit
                     .as_deref()
-                    .map(|c| &c[..c.len().min(7)])
+                    .map(|c| short_sha(c))
                     .unwrap_or("the branch's head"),
                 op.environment
             ),
@@ -842,10 +851,11 @@ impl ControlPlane {
             error: op.error.clone(),
             steps: steps.into_iter().map(step_view).collect(),
             can_approve: is_lead
-                && op.state == state::AWAITING_APPROVAL
+                && op.state == OperationState::AwaitingApproval
                 && op.requested_by != actor.name,
             can_resolve: is_lead
-                && (op.state == state::NEEDS_ATTENTION || op.state == state::AWAITING_APPROVAL),
+                && (op.state == OperationState::NeedsAttention
+                    || op.state == OperationState::AwaitingApproval),
             can_unlock: is_lead && lock.is_some() && op.active == 0,
             locked: lock.is_some(),
         })
@@ -884,9 +894,8 @@ impl ControlPlane {
             .store
             .set_operation_state(
                 id,
-                &[state::AWAITING_APPROVAL],
-                state::RUNNING,
-                true,
+                &[OperationState::AwaitingApproval],
+                OperationState::Running,
                 None,
                 Some(&actor.name),
                 &event,
@@ -895,7 +904,7 @@ impl ControlPlane {
         if !moved {
             let error = ControlError::Conflict(format!(
                 "Operation {id} is {}, not waiting for approval.",
-                op.state.replace('_', " ")
+                op.state.as_str().replace('_', " ")
             ));
             return self
                 .refuse(actor, meta, ACTION, &op.environment, error)
@@ -931,9 +940,9 @@ impl ControlPlane {
             }
         };
         let to = if succeeded {
-            state::SUCCEEDED
+            OperationState::Succeeded
         } else {
-            state::FAILED
+            OperationState::Failed
         };
         let event = NewEvent::new(actor.record(), ACTION, Outcome::Succeeded, meta)
             .environment(&op.environment)
@@ -943,9 +952,11 @@ impl ControlPlane {
             .store
             .set_operation_state(
                 id,
-                &[state::NEEDS_ATTENTION, state::AWAITING_APPROVAL],
+                &[
+                    OperationState::NeedsAttention,
+                    OperationState::AwaitingApproval,
+                ],
                 to,
-                false,
                 Some(&format!("resolved by {}: {note}", actor.name)),
                 None,
                 &event,
@@ -954,7 +965,7 @@ impl ControlPlane {
         if !moved {
             let error = ControlError::Conflict(format!(
                 "Operation {id} is {}; only one that needs attention or waits for approval is resolved by hand.",
-                op.state.replace('_', " ")
+                op.state.as_str().replace('_', " ")
             ));
             return self
                 .refuse(actor, meta, ACTION, &op.environment, error)

@@ -12,7 +12,7 @@
 //! cannot be told apart from a person's commit, leaves the operation
 //! `needs_attention` for a lead.
 
-use super::{Request, Step, runner, state, step_state};
+use super::{OperationState, Request, Step, StepState, runner};
 use crate::audit::{NewEvent, Outcome, RequestMeta};
 use crate::config::{Config, EnvironmentConfig, MigrationRunner};
 use crate::identity::Actor;
@@ -22,6 +22,7 @@ use crate::store::operations::{OperationRow, StepOutcome, StepRow};
 use crate::store::{Store, StoreError, now_text};
 use crate::sync::{OnChange, Upstreams};
 use crate::views::Links;
+use domain::short_sha;
 use serde_json::json;
 use std::collections::{BTreeMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -146,7 +147,7 @@ impl Executor {
                 .lease_until
                 .as_deref()
                 .is_none_or(|until| until < now_text().as_str());
-            if op.state == state::RUNNING
+            if op.state == OperationState::Running
                 && (expired || op.runner.as_deref() == Some(&self.inner.runner))
             {
                 self.start(&op.id);
@@ -211,7 +212,7 @@ impl Executor {
             let Some((op, steps)) = store.operation(id).await? else {
                 return Ok(());
             };
-            if op.state != state::RUNNING {
+            if op.state != OperationState::Running {
                 return Ok(());
             }
             let request: Request = serde_json::from_str(&op.request)
@@ -225,19 +226,21 @@ impl Executor {
             else {
                 let why = format!("the environment {} is no longer configured", op.environment);
                 return self
-                    .finish(&op, &request, state::NEEDS_ATTENTION, Some(&why))
+                    .finish(&op, &request, OperationState::NeedsAttention, Some(&why))
                     .await;
             };
             let Some(row) = steps
                 .iter()
-                .find(|s| s.state == step_state::PENDING || s.state == step_state::RUNNING)
+                .find(|s| s.state == StepState::Pending || s.state == StepState::Running)
             else {
-                return self.finish(&op, &request, state::SUCCEEDED, None).await;
+                return self
+                    .finish(&op, &request, OperationState::Succeeded, None)
+                    .await;
             };
             let Some(step) = Step::from_name(&row.name) else {
                 let why = format!("step {} is unknown to this version", row.name);
                 return self
-                    .finish(&op, &request, state::NEEDS_ATTENTION, Some(&why))
+                    .finish(&op, &request, OperationState::NeedsAttention, Some(&why))
                     .await;
             };
             let ctx = Ctx {
@@ -247,7 +250,7 @@ impl Executor {
                 steps: &steps,
                 row,
             };
-            let ended = if row.state == step_state::RUNNING {
+            let ended = if row.state == StepState::Running {
                 self.intent(&ctx, step, true).await?;
                 self.failpoint(step, "before");
                 self.reconcile(&ctx, step).await
@@ -260,11 +263,13 @@ impl Executor {
             self.outcome(&ctx, step, &ended).await?;
             match ended {
                 Ended::Failed(why) if step != Step::Notify => {
-                    return self.finish(&op, &request, state::FAILED, Some(&why)).await;
+                    return self
+                        .finish(&op, &request, OperationState::Failed, Some(&why))
+                        .await;
                 }
                 Ended::Attention(why) => {
                     return self
-                        .finish(&op, &request, state::NEEDS_ATTENTION, Some(&why))
+                        .finish(&op, &request, OperationState::NeedsAttention, Some(&why))
                         .await;
                 }
                 _ => {}
@@ -335,7 +340,7 @@ impl Executor {
             } => (
                 Outcome::Succeeded,
                 StepOutcome {
-                    state: step_state::DONE.into(),
+                    state: StepState::Done,
                     upstream_id: upstream_id.clone(),
                     upstream_url: upstream_url.clone(),
                     detail: Some(detail.clone()),
@@ -344,17 +349,19 @@ impl Executor {
             Ended::Skipped(detail) => (
                 Outcome::Succeeded,
                 StepOutcome {
-                    state: step_state::SKIPPED.into(),
+                    state: StepState::Skipped,
                     detail: Some(detail.clone()),
-                    ..StepOutcome::default()
+                    upstream_id: None,
+                    upstream_url: None,
                 },
             ),
             Ended::Failed(why) | Ended::Attention(why) => (
                 Outcome::Failed,
                 StepOutcome {
-                    state: step_state::FAILED.into(),
+                    state: StepState::Failed,
                     detail: Some(why.clone()),
-                    ..StepOutcome::default()
+                    upstream_id: None,
+                    upstream_url: None,
                 },
             ),
         };
@@ -384,11 +391,10 @@ impl Executor {
         &self,
         op: &OperationRow,
         request: &Request,
-        to: &str,
+        to: OperationState,
         why: Option<&str>,
     ) -> Result<(), StoreError> {
-        let active = to == state::NEEDS_ATTENTION;
-        let outcome = if to == state::SUCCEEDED {
+        let outcome = if to == OperationState::Succeeded {
             Outcome::Succeeded
         } else {
             Outcome::Failed
@@ -401,10 +407,10 @@ impl Executor {
         }
         self.inner
             .store
-            .set_operation_state(&op.id, &[state::RUNNING], to, active, why, None, &event)
+            .set_operation_state(&op.id, &[OperationState::Running], to, why, None, &event)
             .await?;
         self.changed(&op.environment);
-        if to != state::SUCCEEDED
+        if to != OperationState::Succeeded
             && let Err(error) = self.announce(op, request, to, why).await
         {
             tracing::warn!(operation = %op.id, %error, "the outcome could not be announced");
@@ -423,7 +429,7 @@ impl Executor {
             Step::CodeRevert => self.revert_code(ctx).await,
             Step::Smoke => self.smoke(ctx).await,
             Step::Notify => match self
-                .announce(ctx.op, ctx.request, state::SUCCEEDED, None)
+                .announce(ctx.op, ctx.request, OperationState::Succeeded, None)
                 .await
             {
                 Ok(Some(to)) => done(format!("Posted the outcome to {to}.")),
@@ -843,7 +849,7 @@ impl Executor {
             );
         };
         let branch = &ctx.env.branch;
-        let short = &r.target_commit[..r.target_commit.len().min(7)];
+        let short = short_sha(&r.target_commit);
         let message = format!(
             "Roll {branch} back to {short}\n\n{}\n\nFlightdeck operation {} by {}. This commit restores the tree of {}; \
              nothing was force-pushed.",
@@ -865,7 +871,7 @@ impl Executor {
                     detail: format!(
                         "{branch} now has {}'s code (commit {}).",
                         short,
-                        &sha[..sha.len().min(7)]
+                        short_sha(&sha)
                     ),
                     upstream_id: Some(sha),
                 },
@@ -941,7 +947,7 @@ impl Executor {
         &self,
         op: &OperationRow,
         request: &Request,
-        outcome: &str,
+        outcome: OperationState,
         why: Option<&str>,
     ) -> Result<Option<String>, String> {
         let Some(var) = &self.inner.config.operations.notify_webhook_env else {
@@ -965,7 +971,7 @@ impl Executor {
             op.kind,
             op.environment,
             op.requested_by,
-            outcome.replace('_', " "),
+            outcome.as_str().replace('_', " "),
             why.map(|w| format!(" ({w})")).unwrap_or_default(),
             request.reason(),
         );

@@ -8,6 +8,7 @@
 //! one that needs attention.
 
 use crate::rollback::RevertMode;
+use domain::short_sha;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -18,23 +19,7 @@ pub(crate) mod tests;
 
 pub use exec::Executor;
 
-/// The states an operation is in.
-pub mod state {
-    pub const AWAITING_APPROVAL: &str = "awaiting_approval";
-    pub const RUNNING: &str = "running";
-    pub const SUCCEEDED: &str = "succeeded";
-    pub const FAILED: &str = "failed";
-    pub const NEEDS_ATTENTION: &str = "needs_attention";
-}
-
-/// The states a step is in.
-pub mod step_state {
-    pub const PENDING: &str = "pending";
-    pub const RUNNING: &str = "running";
-    pub const DONE: &str = "done";
-    pub const FAILED: &str = "failed";
-    pub const SKIPPED: &str = "skipped";
-}
+pub use domain::{OperationState, StepState};
 
 /// One step of an operation. The stored name is [`Step::name`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -94,10 +79,10 @@ impl Step {
             (Step::RenderRollback, Request::Rollback(r)) => format!(
                 "Roll Render back to deploy {} ({})",
                 r.target_deploy_id,
-                short(&r.target_commit)
+                short_sha(&r.target_commit)
             ),
             (Step::TriggerDeploy, Request::Deploy(d)) => match &d.commit {
-                Some(sha) => format!("Deploy commit {} on Render", short(sha)),
+                Some(sha) => format!("Deploy commit {} on Render", short_sha(sha)),
                 None => "Deploy the branch's head on Render".into(),
             },
             (Step::WaitLive, _) => "Wait until the deploy is live".into(),
@@ -108,11 +93,11 @@ impl Step {
             (Step::CodeRevert, Request::Rollback(r)) => match r.revert_mode {
                 RevertMode::PullRequest => format!(
                     "Open a pull request that puts {}'s code back on the branch",
-                    short(&r.target_commit)
+                    short_sha(&r.target_commit)
                 ),
                 RevertMode::FastForward => format!(
                     "Put {}'s code back on the branch (fast-forward)",
-                    short(&r.target_commit)
+                    short_sha(&r.target_commit)
                 ),
             },
             (Step::Smoke, _) => "Smoke check the service".into(),
@@ -120,10 +105,6 @@ impl Step {
             (step, _) => step.name().replace('_', " "),
         }
     }
-}
-
-fn short(sha: &str) -> &str {
-    &sha[..sha.len().min(7)]
 }
 
 /// A rollback as asked and resolved against its plan.

@@ -6,12 +6,13 @@ use crate::audit::RequestMeta;
 use crate::config::Config;
 use crate::control::{ControlError, ControlPlane, RollbackAsk, Started};
 use crate::identity::Actor;
-use crate::operations::state;
+use crate::operations::{OperationState, StepState};
 use crate::sandbox::faults::{Fault, FaultKind};
 use crate::sandbox::world::{Speeds, Targets, World};
 use crate::store::tests::TestStore;
 use crate::sync::{Syncer, Upstreams};
 use app::model::Role;
+use domain::IdempotencyKey;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -109,10 +110,15 @@ fn ask(reason: &str) -> RollbackAsk {
 }
 
 /// Waits until the operation leaves `running` (or `awaiting_approval`).
-pub(crate) async fn settled(control: &ControlPlane, id: &str) -> String {
+/// An Idempotency-Key for a test.
+pub(crate) fn key(text: &str) -> IdempotencyKey {
+    IdempotencyKey::parse(text).unwrap()
+}
+
+pub(crate) async fn settled(control: &ControlPlane, id: &str) -> OperationState {
     for _ in 0..200 {
         let (op, _) = control.store().operation(id).await.unwrap().unwrap();
-        if op.state != state::RUNNING {
+        if op.state != OperationState::Running {
             return op.state;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -143,11 +149,14 @@ async fn a_code_only_rollback_runs_every_step_once_and_leaves_production_locked(
             &meta,
             "production",
             &ask("500s on /login"),
-            Some("k1"),
+            Some(&key("k1")),
         )
         .await
         .unwrap();
-    assert_eq!(settled(&s.control, &started.id).await, state::SUCCEEDED);
+    assert_eq!(
+        settled(&s.control, &started.id).await,
+        OperationState::Succeeded
+    );
 
     let calls = s.world.render.calls();
     assert_eq!(calls.rollbacks, 1, "{calls:?}");
@@ -235,7 +244,10 @@ async fn a_render_outage_during_the_rollback_fails_the_step_cleanly_and_sends_no
         )
         .await
         .unwrap();
-    assert_eq!(settled(&s.control, &started.id).await, state::FAILED);
+    assert_eq!(
+        settled(&s.control, &started.id).await,
+        OperationState::Failed
+    );
     let (op, steps) = s
         .control
         .store()
@@ -255,7 +267,10 @@ async fn a_render_outage_during_the_rollback_fails_the_step_cleanly_and_sends_no
     );
     assert!(op.error.unwrap().contains("503"));
     assert_eq!(op.active, 0);
-    assert!(steps[2..].iter().all(|s| s.state == "pending"), "{steps:?}");
+    assert!(
+        steps[2..].iter().all(|s| s.state == StepState::Pending),
+        "{steps:?}"
+    );
     let calls = s.world.render.calls();
     assert_eq!(calls.rollbacks, 0, "the simulator refused before counting");
     assert!(
@@ -298,7 +313,7 @@ async fn race(
                     &RequestMeta::default(),
                     "production",
                     &ask("storm"),
-                    key.as_deref(),
+                    key.map(|k| self::key(&k)).as_ref(),
                 )
                 .await
         }));
@@ -350,7 +365,7 @@ async fn fifty_rollbacks_make_one_operation(backend: &str, planes: usize) {
         refused.iter().filter(|m| m.contains(id.as_str())).count() >= 1,
         "the running operation is named"
     );
-    assert_eq!(settled(&s.control, id).await, state::SUCCEEDED);
+    assert_eq!(settled(&s.control, id).await, OperationState::Succeeded);
     assert_eq!(s.world.render.calls().rollbacks, 1);
     let denied = audit_actions(&s)
         .await
@@ -402,7 +417,7 @@ async fn the_same_idempotency_key_twenty_times_is_one_operation_with_identical_r
             &RequestMeta::default(),
             "production",
             &other,
-            Some("same-key"),
+            Some(&key("same-key")),
         )
         .await
         .unwrap_err();
@@ -447,7 +462,7 @@ async fn key_race_held_after_the_lookup(backend: &str, settle: bool) {
                     &RequestMeta::default(),
                     "production",
                     &ask("storm"),
-                    Some("k-race"),
+                    Some(&key("k-race")),
                 )
                 .await
         }
@@ -460,13 +475,16 @@ async fn key_race_held_after_the_lookup(backend: &str, settle: bool) {
             &RequestMeta::default(),
             "production",
             &ask("storm"),
-            Some("k-race"),
+            Some(&key("k-race")),
         )
         .await
         .unwrap();
     assert!(!first.replayed);
     if settle {
-        assert_eq!(settled(&s.control, &first.id).await, state::SUCCEEDED);
+        assert_eq!(
+            settled(&s.control, &first.id).await,
+            OperationState::Succeeded
+        );
     }
     release.add_permits(1);
     let second = held
@@ -523,7 +541,7 @@ async fn the_same_deploy_key_twenty_times_at_once_is_one_deploy() {
                     &RequestMeta::default(),
                     "production",
                     &crate::control::DeployAsk::default(),
-                    Some("deploy-key"),
+                    Some(&key("deploy-key")),
                 )
                 .await
         }));
@@ -539,7 +557,7 @@ async fn the_same_deploy_key_twenty_times_at_once_is_one_deploy() {
     }
     assert_eq!(ids.len(), 1);
     let id = ids.into_iter().next().unwrap();
-    assert_eq!(settled(&s.control, &id).await, state::SUCCEEDED);
+    assert_eq!(settled(&s.control, &id).await, OperationState::Succeeded);
     assert_eq!(s.world.render.calls().deploys_triggered, 1);
 }
 
@@ -634,8 +652,10 @@ async fn finish_step(s: &Setup, id: &str, position: i32) {
         .await
         .unwrap();
     let outcome = crate::store::operations::StepOutcome {
-        state: "done".into(),
-        ..Default::default()
+        state: crate::operations::StepState::Done,
+        upstream_id: None,
+        upstream_url: None,
+        detail: None,
     };
     store
         .step_finished(id, position, &outcome, &system_event("rollback.step"))
@@ -689,7 +709,7 @@ async fn a_rollback_sent_just_before_a_crash_is_found_on_render_not_sent_again()
     assert_eq!(steps[1].name, "render_rollback");
 
     resume(&s).await;
-    assert_eq!(settled(&s.control, &id).await, state::SUCCEEDED);
+    assert_eq!(settled(&s.control, &id).await, OperationState::Succeeded);
     assert_eq!(
         s.world.render.calls().rollbacks,
         1,
@@ -718,7 +738,7 @@ async fn a_rollback_whose_call_never_left_is_sent_once_after_the_restart() {
         .await
         .unwrap();
     resume(&s).await;
-    assert_eq!(settled(&s.control, &id).await, state::SUCCEEDED);
+    assert_eq!(settled(&s.control, &id).await, OperationState::Succeeded);
     assert_eq!(s.world.render.calls().rollbacks, 1);
 }
 
@@ -750,7 +770,10 @@ async fn a_code_revert_cut_short_needs_a_lead_and_blocks_the_environment() {
         .await
         .unwrap();
     resume(&s).await;
-    assert_eq!(settled(&s.control, &id).await, state::NEEDS_ATTENTION);
+    assert_eq!(
+        settled(&s.control, &id).await,
+        OperationState::NeedsAttention
+    );
     let lead = person("lee", Role::Lead);
     let meta = RequestMeta::default();
     // Still active: nothing else may start on staging.
@@ -909,7 +932,7 @@ async fn a_database_downgrade_runs_real_alembic_and_needs_a_lead_a_typed_revisio
     assert!(matches!(error, ControlError::Invalid(_)), "{error:?}");
 
     let started = downgrade("lee", Role::Lead, Some(&revision)).await.unwrap();
-    assert_eq!(started.initial_state, state::AWAITING_APPROVAL);
+    assert_eq!(started.initial_state, OperationState::AwaitingApproval);
     assert_eq!(
         s.world.render.calls().rollbacks,
         0,
@@ -925,7 +948,10 @@ async fn a_database_downgrade_runs_real_alembic_and_needs_a_lead_a_typed_revisio
         .approve_operation(&person("kim", Role::Lead), &meta, &started.id)
         .await
         .unwrap();
-    assert_eq!(settled(&s.control, &started.id).await, state::SUCCEEDED);
+    assert_eq!(
+        settled(&s.control, &started.id).await,
+        OperationState::Succeeded
+    );
 
     let (op, steps) = s.store.store.operation(&started.id).await.unwrap().unwrap();
     assert_eq!(op.approved_by.as_deref(), Some("kim"));
@@ -933,7 +959,7 @@ async fn a_database_downgrade_runs_real_alembic_and_needs_a_lead_a_typed_revisio
         .iter()
         .find(|s| s.name == "database_downgrade")
         .unwrap();
-    assert_eq!(step.state, "done", "{step:?}");
+    assert_eq!(step.state, StepState::Done, "{step:?}");
     assert!(
         step.log.contains("Running downgrade"),
         "Alembic's output is kept: {}",
@@ -1026,10 +1052,13 @@ async fn the_workflow_runner_dispatches_the_rollback_workflow_and_reads_the_data
         .unwrap();
     assert_eq!(
         started.initial_state,
-        state::RUNNING,
+        OperationState::Running,
         "staging needs no second lead"
     );
-    assert_eq!(settled(&s.control, &started.id).await, state::SUCCEEDED);
+    assert_eq!(
+        settled(&s.control, &started.id).await,
+        OperationState::Succeeded
+    );
     assert_eq!(s.world.github.calls().dispatches, 1);
     let (_, steps) = s.store.store.operation(&started.id).await.unwrap().unwrap();
     let step = steps
@@ -1071,7 +1100,10 @@ async fn after_a_code_only_rollback_a_lead_finishes_the_runbook_with_a_database_
         )
         .await
         .unwrap();
-    assert_eq!(settled(&s.control, &code.id).await, state::SUCCEEDED);
+    assert_eq!(
+        settled(&s.control, &code.id).await,
+        OperationState::Succeeded
+    );
     s.control
         .unlock_environment(&lee, &meta, "staging", "code is back, database next")
         .await
@@ -1132,7 +1164,10 @@ async fn after_a_code_only_rollback_a_lead_finishes_the_runbook_with_a_database_
         .start_rollback(&lee, &meta, "staging", &ask, None)
         .await
         .unwrap();
-    assert_eq!(settled(&s.control, &started.id).await, state::SUCCEEDED);
+    assert_eq!(
+        settled(&s.control, &started.id).await,
+        OperationState::Succeeded
+    );
     let (op, steps) = s.store.store.operation(&started.id).await.unwrap().unwrap();
     let names: Vec<_> = steps
         .iter()
@@ -1249,7 +1284,10 @@ async fn revert(mode: &str) -> (Setup, Vec<crate::store::operations::StepRow>) {
         )
         .await
         .unwrap();
-    assert_eq!(settled(&s.control, &started.id).await, state::SUCCEEDED);
+    assert_eq!(
+        settled(&s.control, &started.id).await,
+        OperationState::Succeeded
+    );
     let (_, steps) = s.store.store.operation(&started.id).await.unwrap().unwrap();
     (s, steps)
 }
@@ -1335,7 +1373,10 @@ async fn the_outcome_is_posted_to_the_notification_webhook() {
         )
         .await
         .unwrap();
-    assert_eq!(settled(&control, &started.id).await, state::SUCCEEDED);
+    assert_eq!(
+        settled(&control, &started.id).await,
+        OperationState::Succeeded
+    );
     let bodies = seen.lock().unwrap().clone();
     assert_eq!(bodies.len(), 1, "{bodies:?}");
     let text = bodies[0]["text"].as_str().unwrap();
@@ -1362,7 +1403,10 @@ async fn review_queue_end_to_end(backend: &str) {
         .start_rollback(&dana, &meta, "production", &ask("500s on /login"), None)
         .await
         .unwrap();
-    assert_eq!(settled(&s.control, &started.id).await, state::SUCCEEDED);
+    assert_eq!(
+        settled(&s.control, &started.id).await,
+        OperationState::Succeeded
+    );
     for env in ["production", "staging"] {
         let refused = s
             .control

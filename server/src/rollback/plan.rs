@@ -15,6 +15,8 @@ use crate::config::ApprovalKind;
 use crate::integrations::github::{CompareStatus, Comparison};
 use crate::releases::{self, CiState, CommitRecord, Release, Verdict};
 use app::model::Role;
+pub use domain::CheckId;
+use domain::short_sha;
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
 use time::{Duration, OffsetDateTime};
@@ -111,7 +113,7 @@ pub enum Level {
 /// sentence is for a tired person at 3 a.m.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Check {
-    pub id: &'static str,
+    pub id: CheckId,
     pub level: Level,
     pub sentence: String,
 }
@@ -184,7 +186,7 @@ impl Plan {
     }
 
     /// The check with this id, if it was made.
-    pub fn check(&self, id: &str) -> Option<&Check> {
+    pub fn check(&self, id: CheckId) -> Option<&Check> {
         self.checks.iter().find(|c| c.id == id)
     }
 }
@@ -193,33 +195,29 @@ impl Plan {
 struct Checks(Vec<Check>);
 
 impl Checks {
-    fn push(&mut self, id: &'static str, level: Level, sentence: String) {
+    fn push(&mut self, id: CheckId, level: Level, sentence: String) {
         self.0.push(Check {
             id,
             level,
             sentence,
         });
     }
-    fn pass(&mut self, id: &'static str, sentence: String) {
+    fn pass(&mut self, id: CheckId, sentence: String) {
         self.push(id, Level::Pass, sentence);
     }
-    fn warn(&mut self, id: &'static str, sentence: String) {
+    fn warn(&mut self, id: CheckId, sentence: String) {
         self.push(id, Level::Warn, sentence);
     }
-    fn block(&mut self, id: &'static str, sentence: String) {
+    fn block(&mut self, id: CheckId, sentence: String) {
         self.push(id, Level::Block, sentence);
     }
     /// Changes the verdict of a check made earlier, keeping its place.
-    fn revise(&mut self, id: &'static str, level: Level, sentence: String) {
+    fn revise(&mut self, id: CheckId, level: Level, sentence: String) {
         if let Some(check) = self.0.iter_mut().find(|c| c.id == id) {
             check.level = level;
             check.sentence = sentence;
         }
     }
-}
-
-fn short(sha: &str) -> &str {
-    sha.get(..7).unwrap_or(sha)
 }
 
 /// `deploy dep-3 (abc1234 "Fix the login form")`.
@@ -234,7 +232,7 @@ pub fn label(release: &Release) -> String {
     if message.chars().count() > 60 {
         message = message.chars().take(59).collect::<String>() + "…";
     }
-    let sha = short(&release.deploy.commit_sha);
+    let sha = short_sha(&release.deploy.commit_sha);
     if message.is_empty() {
         format!("deploy {} ({sha})", release.deploy.id)
     } else {
@@ -266,14 +264,14 @@ pub fn plan(input: &PlanInput) -> Plan {
 
     match &input.running {
         Some(op) => checks.block(
-            "operation",
+            CheckId::Operation,
             format!(
                 "Another operation ({} {}) is running on {env}; wait for it or resolve it first.",
                 op.kind, op.id
             ),
         ),
         None => checks.pass(
-            "operation",
+            CheckId::Operation,
             format!("No other operation is running on {env}."),
         ),
     }
@@ -285,33 +283,33 @@ pub fn plan(input: &PlanInput) -> Plan {
                 .map(|by| format!(" by {by}"))
                 .unwrap_or_default();
             checks.block(
-                "lock",
+                CheckId::Lock,
                 format!(
                     "{env} is locked{by}: \"{}\". A lead must unlock it before a rollback.",
                     lock.reason
                 ),
             );
         }
-        None => checks.pass("lock", format!("{env} is not locked.")),
+        None => checks.pass(CheckId::Lock, format!("{env} is not locked.")),
     }
     match (&input.branch_head_now, &input.branch_head_planned) {
         (Some(now), Some(planned)) if now != planned => checks.block(
-            "branch",
+            CheckId::Branch,
             format!(
                 "The branch moved since this plan was made ({} → {}); re-plan before rolling back.",
-                short(planned),
-                short(now)
+                short_sha(planned),
+                short_sha(now)
             ),
         ),
         (Some(now), _) => checks.pass(
-            "branch",
+            CheckId::Branch,
             format!(
                 "The branch is at {}, as when the plan was made.",
-                short(now)
+                short_sha(now)
             ),
         ),
         (None, _) if options.revert_code => checks.warn(
-            "branch",
+            CheckId::Branch,
             "The branch's head has not been read, so the code revert cannot be checked against it."
                 .into(),
         ),
@@ -321,9 +319,9 @@ pub fn plan(input: &PlanInput) -> Plan {
     let releases = &input.releases;
     let live = releases.iter().find(|r| r.is_live);
     match live {
-        Some(live) => checks.pass("live", format!("{env} serves {}.", label(live))),
+        Some(live) => checks.pass(CheckId::Live, format!("{env} serves {}.", label(live))),
         None => checks.block(
-            "live",
+            CheckId::Live,
             format!("No deploy of {env} is live, so there is nothing to roll back from."),
         ),
     }
@@ -333,7 +331,7 @@ pub fn plan(input: &PlanInput) -> Plan {
             let found = releases.iter().find(|r| &r.deploy.id == id);
             if found.is_none() {
                 checks.block(
-                    "target",
+                    CheckId::Target,
                     format!("Deploy {id} is not among {env}'s deploys; pick one from the list."),
                 );
             }
@@ -343,7 +341,7 @@ pub fn plan(input: &PlanInput) -> Plan {
             let found = releases::last_good(releases);
             if found.is_none() {
                 checks.block(
-                    "target",
+                    CheckId::Target,
                     format!(
                         "There is no good release of {env} before the live one to roll back to; pick a deploy by hand."
                     ),
@@ -365,7 +363,7 @@ pub fn plan(input: &PlanInput) -> Plan {
         same_code && options.database && db.needs_change && db.downgrade_to.is_some();
     if let (true, Some(target), Some(to)) = (database_only, target, &db.downgrade_to) {
         checks.revise(
-            "target",
+            CheckId::Target,
             Level::Pass,
             format!(
                 "{env} runs the code of {} already; this rollback only brings the database down to {to}, with no Render rollback.",
@@ -431,7 +429,7 @@ fn check_target(
     let same_code = match live {
         Some(live) if live.deploy.id == target.deploy.id => {
             checks.block(
-                "target",
+                CheckId::Target,
                 format!(
                     "{name} is the live release of {env} already; there is nothing to roll back."
                 ),
@@ -440,7 +438,7 @@ fn check_target(
         }
         Some(live) if live.deploy.commit_sha == target.deploy.commit_sha => {
             checks.block(
-                "target",
+                CheckId::Target,
                 format!(
                     "{name} runs the same commit as the live release; there is nothing to roll back."
                 ),
@@ -449,7 +447,7 @@ fn check_target(
         }
         _ => {
             checks.pass(
-                "target",
+                CheckId::Target,
                 format!("The rollback goes to {name}: {}.", target.reason),
             );
             false
@@ -457,12 +455,12 @@ fn check_target(
     };
     if went_live(target) {
         checks.pass(
-            "target_went_live",
+            CheckId::TargetWentLive,
             format!("{name} went live before, so Render can roll back to it."),
         );
         if target.verdict != Verdict::Good {
             checks.warn(
-                "target_verdict",
+                CheckId::TargetVerdict,
                 format!(
                     "{name} is not a good release: {}. Rolling back to it may not help.",
                     target.reason
@@ -471,7 +469,7 @@ fn check_target(
         }
     } else {
         checks.block(
-            "target_went_live",
+            CheckId::TargetWentLive,
             format!(
                 "{name} never went live ({}); Render refuses to roll back to it.",
                 target.deploy.status.replace('_', " ")
@@ -482,7 +480,7 @@ fn check_target(
         && target.deploy.created_at > live.deploy.created_at
     {
         checks.warn(
-            "target_order",
+            CheckId::TargetOrder,
             format!("{name} is newer than the live release: this rolls forward, not back."),
         );
     }
@@ -497,14 +495,14 @@ fn check_target(
         let too_old = retention.max_age.filter(|max| age > *max);
         match (too_many, too_old) {
             (Some(keep), _) => checks.warn(
-                "target_retention",
+                CheckId::TargetRetention,
                 format!(
                     "{name} is older than the last {} Render keeps ({newer} newer); Render may refuse to roll back to it.",
                     plural(keep, "deploy")
                 ),
             ),
             (None, Some(max)) => checks.warn(
-                "target_retention",
+                CheckId::TargetRetention,
                 format!(
                     "{name} is {} days old, older than the {} days Render keeps builds; Render may refuse to roll back to it.",
                     age.whole_days(),
@@ -512,7 +510,7 @@ fn check_target(
                 ),
             ),
             (None, None) => checks.pass(
-                "target_retention",
+                CheckId::TargetRetention,
                 format!("{name} is recent enough for Render to still have its build."),
             ),
         }
@@ -531,12 +529,12 @@ fn check_commits(
     };
     let env = input.environment.as_str();
     let (from, to) = (
-        short(&live.deploy.commit_sha),
-        short(&target.deploy.commit_sha),
+        short_sha(&live.deploy.commit_sha),
+        short_sha(&target.deploy.commit_sha),
     );
     let Some(comparison) = &input.comparison else {
         checks.warn(
-            "commits",
+            CheckId::Commits,
             format!(
                 "The commits between {to} and {from} have not been fetched from GitHub yet; the list is missing."
             ),
@@ -573,7 +571,7 @@ fn check_commits(
                 )
             };
             checks.pass(
-                "commits",
+                CheckId::Commits,
                 format!(
                     "{}{by} come off {env} ({to}..{from}).",
                     plural(comparison.ahead_by as usize, "commit")
@@ -581,7 +579,7 @@ fn check_commits(
             );
         }
         CompareStatus::Diverged => checks.warn(
-            "commits",
+            CheckId::Commits,
             format!(
                 "The target commit {to} is not an ancestor of the live one {from}: besides taking {} off, the rollback brings back {} that {env} does not run now.",
                 plural(comparison.ahead_by as usize, "commit"),
@@ -589,14 +587,14 @@ fn check_commits(
             ),
         ),
         CompareStatus::Behind => checks.warn(
-            "commits",
+            CheckId::Commits,
             format!(
                 "The target commit {to} is newer than the live one {from}: this brings {} in rather than taking any off.",
                 plural(comparison.behind_by as usize, "commit")
             ),
         ),
         CompareStatus::Unknown => checks.warn(
-            "commits",
+            CheckId::Commits,
             format!(
                 "GitHub compared {to} and {from} with a status this version does not know; check the commits by hand."
             ),
@@ -641,11 +639,11 @@ fn check_database(
     let target_graph = match migrations(target) {
         None => {
             checks.push(
-                "target_migrations",
+                CheckId::TargetMigrations,
                 if_asked,
                 format!(
                     "The migrations of the target commit {} have not been read, so the plan cannot tell which revision it needs.",
-                    short(&target.deploy.commit_sha)
+                    short_sha(&target.deploy.commit_sha)
                 ),
             );
             None
@@ -653,14 +651,14 @@ fn check_database(
         Some(m) => match Graph::new(m.revisions) {
             Ok(g) => {
                 checks.pass(
-                    "target_migrations",
+                    CheckId::TargetMigrations,
                     format!("The target code's Alembic head is {}.", list(&g.heads())),
                 );
                 Some(g)
             }
             Err(e) => {
                 checks.push(
-                    "target_migrations",
+                    CheckId::TargetMigrations,
                     if_asked,
                     format!("The target commit's migrations do not form a graph: {e}."),
                 );
@@ -672,7 +670,7 @@ fn check_database(
 
     let Some(rows) = &input.database else {
         checks.push(
-            "database_state",
+            CheckId::DatabaseState,
             if_asked,
             format!(
                 "{env}'s alembic_version has never been read, so the plan cannot tell which schema the database is at{}.",
@@ -685,14 +683,14 @@ fn check_database(
         );
         if options.revert_code {
             checks.warn(
-                "code_revert",
+                CheckId::CodeRevert,
                 "The database's revision is unknown, so the plan cannot tell whether the pipeline's `alembic upgrade head` still works after the code revert.".into(),
             );
         }
         return out;
     };
     checks.pass(
-        "database_state",
+        CheckId::DatabaseState,
         format!("The database is at {}.", list(rows)),
     );
     let (Some(target_graph), Some(heads)) = (&target_graph, &out.target_heads) else {
@@ -703,7 +701,7 @@ fn check_database(
 
     if rows.len() > 1 && out.needs_change {
         checks.push(
-            "database_heads",
+            CheckId::DatabaseHeads,
             if_asked,
             format!(
                 "The database has several heads ({}); Flightdeck does not downgrade several heads automatically: merge them or downgrade by hand.",
@@ -717,7 +715,7 @@ fn check_database(
         let unknown = state.drift.join(", ");
         if !options.database {
             checks.warn(
-                "schema",
+                CheckId::Schema,
                 format!(
                     "The database stays at {unknown}, which the target code does not know: the old code will run on a newer schema. Choose the database downgrade, or be sure the newer schema still works with the old code."
                 ),
@@ -725,7 +723,7 @@ fn check_database(
         }
         if options.revert_code && !options.database {
             checks.block(
-                "code_revert",
+                CheckId::CodeRevert,
                 format!(
                     "Reverting the code on GitHub would break the pipeline: its `alembic upgrade head` fails with \"Can't locate revision identified by '{}'\", because the reverted code does not contain it. Downgrade the database in the same rollback, or roll back on Render only.",
                     state.drift[0]
@@ -737,7 +735,7 @@ fn check_database(
         }
     } else if !state.pending.is_empty() {
         checks.warn(
-            "schema",
+            CheckId::Schema,
             format!(
                 "The database has not run {} the target code contains ({}); the target code may expect tables or columns that are not there.",
                 plural(state.pending.len(), "revision"),
@@ -747,7 +745,7 @@ fn check_database(
         false
     } else {
         checks.pass(
-            "schema",
+            CheckId::Schema,
             format!(
                 "The database is at the target code's head {}; the schema needs no change.",
                 list(heads)
@@ -761,21 +759,21 @@ fn check_database(
             RevertMode::FastForward => "by a fast-forward of the branch (never a force push)",
         };
         checks.pass(
-            "code_revert",
+            CheckId::CodeRevert,
             format!(
                 "The branch's code goes back to the tree of {}, {how}.",
-                short(&target.deploy.commit_sha)
+                short_sha(&target.deploy.commit_sha)
             ),
         );
         if let (Some(now), Some(live)) = (&input.branch_head_now, live)
             && now != &live.deploy.commit_sha
         {
             checks.warn(
-                "branch_ahead",
+                CheckId::BranchAhead,
                 format!(
                     "The branch is at {}, not at the live commit {}: the revert also undoes the commits after the live one.",
-                    short(now),
-                    short(&live.deploy.commit_sha)
+                    short_sha(now),
+                    short_sha(&live.deploy.commit_sha)
                 ),
             );
         }
@@ -784,7 +782,7 @@ fn check_database(
     if !out.needs_change {
         if options.database {
             checks.pass(
-                "downgrade_path",
+                CheckId::DowngradePath,
                 format!(
                     "The database is at the target's head {} already; there is nothing to downgrade.",
                     list(heads)
@@ -838,7 +836,7 @@ fn check_database(
     });
     match path {
         Err(reason) => checks.push(
-            "downgrade_path",
+            CheckId::DowngradePath,
             if_asked,
             format!(
                 "The database cannot be downgraded to the target's head {} automatically: {reason}.",
@@ -849,7 +847,7 @@ fn check_database(
             let steps = plural(path.len(), "revision");
             if options.database {
                 checks.pass(
-                    "downgrade_path",
+                    CheckId::DowngradePath,
                     format!(
                         "The database goes down from {} to {to}, undoing {steps}.",
                         list(rows)
@@ -857,7 +855,7 @@ fn check_database(
                 );
             } else {
                 checks.pass(
-                    "downgrade_path",
+                    CheckId::DowngradePath,
                     format!(
                         "A downgrade from {} to {to} ({steps}) is possible; it is not part of this rollback.",
                         list(rows)
@@ -869,7 +867,7 @@ fn check_database(
             if options.database {
                 if losses.is_empty() {
                     checks.pass(
-                        "data_loss",
+                        CheckId::DataLoss,
                         "The downgrade drops no table or column and runs no destructive SQL."
                             .into(),
                     );
@@ -889,7 +887,7 @@ fn check_database(
                         ""
                     };
                     checks.warn(
-                        "data_loss",
+                        CheckId::DataLoss,
                         format!(
                             "Downgrading to {to} destroys data: {}. It needs a lead, the revision {to} typed to confirm{second}.",
                             what.join("; ")

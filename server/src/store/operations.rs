@@ -7,6 +7,7 @@
 use super::locks::LockRow;
 use super::{Store, StoreError};
 use crate::audit::NewEvent;
+use domain::{OperationState, StepState};
 use serde::Serialize;
 
 /// One operation as stored.
@@ -15,7 +16,7 @@ pub struct OperationRow {
     pub id: String,
     pub environment: String,
     pub kind: String,
-    pub state: String,
+    pub state: OperationState,
     pub active: i32,
     pub request: String,
     pub plan: String,
@@ -40,7 +41,7 @@ pub struct StepRow {
     pub position: i32,
     pub name: String,
     pub title: String,
-    pub state: String,
+    pub state: StepState,
     pub started_at: Option<String>,
     pub finished_at: Option<String>,
     pub upstream_id: Option<String>,
@@ -55,7 +56,8 @@ pub struct NewOperation {
     pub id: String,
     pub environment: String,
     pub kind: String,
-    pub state: String,
+    /// `awaiting_approval` or `running`.
+    pub state: OperationState,
     pub request: String,
     pub plan: String,
     pub requested_by: String,
@@ -81,10 +83,10 @@ pub enum Created {
 }
 
 /// How a step ended.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct StepOutcome {
     /// `done`, `failed` or `skipped`.
-    pub state: String,
+    pub state: StepState,
     pub upstream_id: Option<String>,
     pub upstream_url: Option<String>,
     pub detail: Option<String>,
@@ -335,13 +337,11 @@ macro_rules! operation_queries {
                 Ok(())
             }
 
-            #[allow(clippy::too_many_arguments)]
             pub async fn set_state(
                 pool: &P,
                 id: &str,
-                from: &[&str],
-                state: &str,
-                active: bool,
+                from: &[OperationState],
+                state: OperationState,
                 error: Option<&str>,
                 approved_by: Option<&str>,
                 event: &NewEvent,
@@ -349,6 +349,7 @@ macro_rules! operation_queries {
                 let mut tx = pool.begin().await?;
                 append_in(&mut tx, event).await?;
                 let now = now_text();
+                let active = state.is_active();
                 let finished = (!active).then(|| now.clone());
                 let list = crate::store::sync::placeholders(8, from.len());
                 // The states in `from` are bound below; only placeholders are formatted in.
@@ -519,19 +520,18 @@ impl Store {
     }
 
     /// Moves the operation from one of `from` to `state` (with its event);
-    /// false when it was in none of them.
-    #[allow(clippy::too_many_arguments)]
+    /// false when it was in none of them. It stays active (blocking its
+    /// environment) unless `state` is an end.
     pub async fn set_operation_state(
         &self,
         id: &str,
-        from: &[&str],
-        state: &str,
-        active: bool,
+        from: &[OperationState],
+        state: OperationState,
         error: Option<&str>,
         approved_by: Option<&str>,
         event: &NewEvent,
     ) -> Result<bool, StoreError> {
-        dispatch!(self, operations => set_state(id, from, state, active, error, approved_by, event))
+        dispatch!(self, operations => set_state(id, from, state, error, approved_by, event))
     }
 
     /// Locks the environment for an operation: `Ok` with the lock when it

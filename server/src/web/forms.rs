@@ -11,6 +11,7 @@ use axum::Extension;
 use axum::extract::{Form, Path, State};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::post;
+use domain::IdempotencyKey;
 use http::StatusCode;
 use serde::Deserialize;
 
@@ -36,6 +37,14 @@ fn ticked(value: &Option<String>) -> bool {
 
 fn blank_to_none(value: Option<String>) -> Option<String> {
     value.map(|v| v.trim().to_owned()).filter(|v| !v.is_empty())
+}
+
+/// The form's Idempotency-Key (the page puts a fresh one in every form).
+fn form_key(value: Option<String>) -> Result<Option<IdempotencyKey>, ControlError> {
+    blank_to_none(value)
+        .map(|key| IdempotencyKey::parse(&key))
+        .transpose()
+        .map_err(|error| ControlError::Invalid(error.to_string()))
 }
 
 #[derive(Deserialize)]
@@ -128,12 +137,17 @@ async fn rollback(
         confirm_revision: blank_to_none(form.confirm_revision),
         planned_branch_head: blank_to_none(form.planned_branch_head),
     };
-    let key = blank_to_none(form.idempotency_key);
-    match state
-        .control
-        .start_rollback(&actor, &caller.meta, &env, &ask, key.as_deref())
-        .await
-    {
+    let key = form_key(form.idempotency_key);
+    let started = match key {
+        Ok(key) => {
+            state
+                .control
+                .start_rollback(&actor, &caller.meta, &env, &ask, key.as_ref())
+                .await
+        }
+        Err(error) => Err(error),
+    };
+    match started {
         Ok(started) => operation_page(&started.id),
         Err(error) => {
             let page = if form.back.as_deref() == Some("overview") {
@@ -171,12 +185,16 @@ async fn deploy(
         commit: blank_to_none(form.commit),
         reason: form.reason,
     };
-    let key = blank_to_none(form.idempotency_key);
-    match state
-        .control
-        .start_deploy(&actor, &caller.meta, &env, &ask, key.as_deref())
-        .await
-    {
+    let started = match form_key(form.idempotency_key) {
+        Ok(key) => {
+            state
+                .control
+                .start_deploy(&actor, &caller.meta, &env, &ask, key.as_ref())
+                .await
+        }
+        Err(error) => Err(error),
+    };
+    match started {
         Ok(started) => operation_page(&started.id),
         Err(error) => refused(&format!("/env/{env}/deploys"), error),
     }

@@ -7,6 +7,7 @@ use axum::extract::{Path, Query, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Extension, Json, Router};
+use domain::IdempotencyKey;
 use http::StatusCode;
 use serde_json::json;
 
@@ -347,16 +348,14 @@ fn body<T: serde::de::DeserializeOwned + Default>(bytes: &[u8]) -> Result<T, Bad
 }
 
 /// The `Idempotency-Key` header, when sent.
-fn idempotency_key(headers: &http::HeaderMap) -> Result<Option<String>, BadRequest> {
+fn idempotency_key(headers: &http::HeaderMap) -> Result<Option<IdempotencyKey>, BadRequest> {
     let Some(value) = headers.get("idempotency-key") else {
         return Ok(None);
     };
-    match value.to_str() {
-        Ok(key) if (1..=200).contains(&key.trim().len()) => Ok(Some(key.trim().to_owned())),
-        _ => Err(BadRequest(
-            "Idempotency-Key must be 1 to 200 visible characters".into(),
-        )),
-    }
+    let text = value.to_str().unwrap_or("\u{fffd}");
+    IdempotencyKey::parse_trimmed(text)
+        .map(Some)
+        .map_err(|_| BadRequest(format!("Idempotency-Key must be {}", IdempotencyKey::RULE)))
 }
 
 /// 202 with the operation; a replay says so in `Idempotent-Replayed`.
@@ -398,7 +397,7 @@ async fn start_deploy(
     };
     let started = state
         .control
-        .start_deploy(&actor, &caller.meta, &env, &ask, key.as_deref())
+        .start_deploy(&actor, &caller.meta, &env, &ask, key.as_ref())
         .await?;
     Ok(accepted(started))
 }
@@ -451,7 +450,7 @@ async fn start_rollback(
     };
     let started = state
         .control
-        .start_rollback(&actor, &caller.meta, &env, &ask, key.as_deref())
+        .start_rollback(&actor, &caller.meta, &env, &ask, key.as_ref())
         .await?;
     Ok(accepted(started))
 }

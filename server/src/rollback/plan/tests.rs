@@ -118,12 +118,12 @@ fn input() -> PlanInput {
 }
 
 fn level(plan: &Plan, id: &str) -> Option<Level> {
-    plan.check(id).map(|c| c.level)
+    plan.check(id.parse().unwrap()).map(|c| c.level)
 }
 
 fn sentence<'a>(plan: &'a Plan, id: &str) -> &'a str {
     &plan
-        .check(id)
+        .check(id.parse().unwrap())
         .unwrap_or_else(|| panic!("no check {id} in {:#?}", plan.checks))
         .sentence
 }
@@ -162,7 +162,11 @@ fn a_code_only_rollback_whose_database_is_already_at_the_target_head_is_one_clic
         }
     );
     // A full checklist: everything fine is said, nothing else is.
-    let got: Vec<(&str, Level)> = plan.checks.iter().map(|c| (c.id, c.level)).collect();
+    let got: Vec<(&str, Level)> = plan
+        .checks
+        .iter()
+        .map(|c| (c.id.as_str(), c.level))
+        .collect();
     assert_eq!(
         got,
         vec![
@@ -472,7 +476,7 @@ fn old_code_on_a_newer_schema_warns_without_a_downgrade() {
     assert_eq!(level(&plan, "downgrade_path"), Some(Level::Pass));
     assert_eq!(plan.requirements.required_role, Role::Deployer);
     assert!(plan.requirements.break_glass);
-    assert_eq!(plan.check("data_loss"), None);
+    assert_eq!(plan.check(CheckId::DataLoss), None);
 }
 
 #[test]
