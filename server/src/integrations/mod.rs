@@ -1,9 +1,11 @@
 //! The panel's clients for the services it drives: Render ([`render`]),
-//! GitHub ([`github`]) and the target databases ([`database`]). Each talks
+//! GitHub ([`github`]), the target databases ([`database`]) and the smoke
+//! check, notification webhook and deploy hook ([`hooks`]). Each talks
 //! to the real service, or to the sandbox's simulator.
 
 pub mod database;
 pub mod github;
+pub mod hooks;
 pub mod render;
 
 /// Makes rustls' ring provider the process default, once. reqwest is built

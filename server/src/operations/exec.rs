@@ -16,6 +16,7 @@ use super::{OperationState, Request, Step, StepState, runner};
 use crate::audit::{NewEvent, Outcome, RequestMeta};
 use crate::config::{Config, EnvironmentConfig, MigrationRunner};
 use crate::identity::Actor;
+use crate::integrations::hooks::CallError;
 use crate::integrations::render::{DeployStatus, DeployTrigger, Triggered};
 use crate::rollback::RevertMode;
 use crate::store::operations::{OperationRow, StepOutcome, StepRow};
@@ -64,7 +65,6 @@ struct Inner {
     /// This process's id in `operations.runner`.
     runner: String,
     on_change: OnChange,
-    http: reqwest::Client,
     /// Operations this process is driving now.
     driving: Mutex<HashSet<String>>,
     /// How often a waiting step looks again.
@@ -93,12 +93,6 @@ impl Executor {
         upstreams: Upstreams,
         on_change: OnChange,
     ) -> Self {
-        crate::integrations::install_tls_provider();
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(10))
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .expect("a client without custom TLS always builds");
         Self {
             inner: Arc::new(Inner {
                 store,
@@ -106,7 +100,6 @@ impl Executor {
                 upstreams,
                 runner: crate::identity::random_id(),
                 on_change,
-                http,
                 driving: Mutex::default(),
                 poll: Duration::from_millis(500),
                 kill_at: std::env::var("FLIGHTDECK_FAULT_KILL_AT").ok(),
@@ -580,13 +573,17 @@ impl Executor {
                 "Render's API key is not set and the deploy hook fallback is off.".into(),
             );
         };
-        let call = self.inner.http.post(hook.expose()).send().await;
-        match crate::metrics::count_http("render_hook", call) {
-            Ok(response) if response.status().is_success() => {
-                done("Called the deploy hook (Render does not attribute hook deploys).")
-            }
-            Ok(response) => {
-                Ended::Failed(format!("The deploy hook answered {}.", response.status()))
+        match self
+            .inner
+            .upstreams
+            .hooks
+            .deploy_hook
+            .trigger(hook.expose())
+            .await
+        {
+            Ok(()) => done("Called the deploy hook (Render does not attribute hook deploys)."),
+            Err(CallError::Status(status)) => {
+                Ended::Failed(format!("The deploy hook answered {status}."))
             }
             Err(_) => Ended::Failed("The deploy hook could not be reached.".into()),
         }
@@ -918,18 +915,14 @@ impl Executor {
         let mut tries = 0;
         loop {
             tries += 1;
-            let call = self.inner.http.get(&url).send().await;
-            let answer = match crate::metrics::count_http("smoke", call) {
-                Ok(response) if response.status().is_success() => {
+            let answer = match self.inner.upstreams.hooks.smoke.probe(&url).await {
+                Ok(status) => {
                     return done(format!(
-                        "{} answered {} (try {tries}).",
-                        ctx.env.smoke_path,
-                        response.status()
+                        "{} answered {status} (try {tries}).",
+                        ctx.env.smoke_path
                     ));
                 }
-                Ok(response) => format!("answered {}", response.status()),
-                Err(error) if error.is_timeout() => "timed out".to_owned(),
-                Err(_) => "could not be reached".to_owned(),
+                Err(error) => error.to_string(),
             };
             if tokio::time::Instant::now() >= deadline {
                 return Ended::Failed(format!(
@@ -982,12 +975,16 @@ impl Executor {
                 "outcome": outcome, "error": why, "requested_by": op.requested_by, "url": link,
             },
         });
-        let response = self.inner.http.post(url.expose()).json(&body).send().await;
-        let response = crate::metrics::count_http("notify", response)
-            .map_err(|_| "the webhook could not be reached".to_owned())?;
-        if !response.status().is_success() {
-            return Err(format!("the webhook answered {}", response.status()));
-        }
+        self.inner
+            .upstreams
+            .hooks
+            .notifier
+            .notify(url.expose(), &body)
+            .await
+            .map_err(|error| match error {
+                CallError::Status(status) => format!("the webhook answered {status}"),
+                _ => "the webhook could not be reached".to_owned(),
+            })?;
         Ok(Some(
             url::Url::parse(url.expose())
                 .ok()

@@ -51,6 +51,8 @@ pub struct Upstreams {
     pub render: Option<Arc<dyn RenderSource>>,
     /// By environment name.
     pub databases: BTreeMap<String, Arc<dyn MigrationDatabase>>,
+    /// The smoke check, the notification webhook and the deploy hook.
+    pub hooks: crate::integrations::hooks::Hooks,
 }
 
 impl Upstreams {
