@@ -3,7 +3,7 @@
 use super::AppState;
 use crate::audit::RequestMeta;
 use crate::identity::{Actor, random_id};
-use axum::extract::{ConnectInfo, Request, State};
+use axum::extract::{ConnectInfo, MatchedPath, Request, State};
 use axum::middleware::Next;
 use axum::response::Response;
 use http::Method;
@@ -29,8 +29,9 @@ pub(crate) async fn identify(
     mut request: Request,
     next: Next,
 ) -> Response {
+    let traced = request.extensions().get::<Traced>().cloned();
     let meta = RequestMeta {
-        request_id: Some(random_id()[..16].to_owned()),
+        request_id: traced.as_ref().map(|t| t.id.clone()),
         ip: request
             .extensions()
             .get::<ConnectInfo<SocketAddr>>()
@@ -66,8 +67,56 @@ pub(crate) async fn identify(
             }
         };
     }
+    if let (Some(traced), Some(actor)) = (&traced, &actor) {
+        traced.span.record("actor", actor.name.as_str());
+    }
     request.extensions_mut().insert(Caller { actor, meta });
     next.run(request).await
+}
+
+/// The request's id and span, put in its extensions by [`trace_ids`].
+#[derive(Clone)]
+struct Traced {
+    id: String,
+    span: tracing::Span,
+}
+
+/// The response header with the request's id.
+pub(crate) const REQUEST_ID: &str = "x-request-id";
+
+/// Runs inside the request's span (before the session layer opens its
+/// own): gives the request its id, in the span, in the extensions for
+/// [`identify`] (and so the audit trail) and in the `x-request-id` reply
+/// header, for whoever reports a problem.
+pub(crate) async fn trace_ids(mut request: Request, next: Next) -> Response {
+    let id = random_id()[..16].to_owned();
+    let span = tracing::Span::current();
+    span.record("request_id", id.as_str());
+    request.extensions_mut().insert(Traced {
+        id: id.clone(),
+        span,
+    });
+    let mut response = next.run(request).await;
+    if let Ok(value) = http::HeaderValue::from_str(&id) {
+        response.headers_mut().insert(REQUEST_ID, value);
+    }
+    response
+}
+
+/// The request's span (see the trace layer in [`super::router`]): the id
+/// is filled in by [`trace_ids`], the actor by [`identify`].
+pub(crate) fn request_span<B>(request: &http::Request<B>) -> tracing::Span {
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or("-", MatchedPath::as_str);
+    tracing::info_span!(
+        "request",
+        method = %request.method(),
+        route,
+        request_id = tracing::field::Empty,
+        actor = tracing::field::Empty,
+    )
 }
 
 async fn session_actor(state: &AppState, session: &Session) -> Option<Actor> {

@@ -37,6 +37,7 @@ use std::sync::Arc;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::compression::CompressionLayer;
 use tower_http::set_header::SetResponseHeaderLayer;
+use tower_http::trace::TraceLayer;
 use tower_sessions::cookie::SameSite;
 use tower_sessions::{Expiry, SessionManagerLayer};
 
@@ -211,6 +212,12 @@ pub fn router(state: AppState) -> Router {
         // (the handler's stream or the encoder around it) is caught, logged
         // with the route and counted, and the response ends as failed.
         .layer(axum::middleware::from_fn(body_guard::guard_bodies))
+        // One span per request: method and matched route here, the request
+        // id from `trace_ids`, the actor from `context::identify`; every log line
+        // written while handling it carries them (`FLIGHTDECK_LOG=debug`
+        // adds a line per response with its status and latency).
+        .layer(axum::middleware::from_fn(context::trace_ids))
+        .layer(TraceLayer::new_for_http().make_span_with(context::request_span))
         // A bug that panics in a handler answers 500 rather than dropping
         // the connection (the panic itself is logged by the panic hook);
         // once the handler has answered, `body_guard` takes over.

@@ -1296,3 +1296,66 @@ async fn the_last_good_release_is_found_however_many_bad_ones_came_after_it() {
     );
     t.drop_all().await;
 }
+
+/// What the log writer received, shared with the test.
+#[derive(Clone, Default)]
+struct Logs(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Logs {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Every log line written while a request is handled carries its span (the
+/// method, the matched route, the request's id and the actor), and the id
+/// is the one the response names and the audit trail keeps.
+#[tokio::test]
+async fn a_request_span_names_the_route_the_request_id_and_the_actor() {
+    let logs = Logs::default();
+    let writer = logs.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .json()
+        .with_max_level(tracing::Level::DEBUG)
+        .with_writer(move || writer.clone())
+        .finish();
+    // The test's runtime has one thread: the server's tasks log here too.
+    let _default = tracing::subscriber::set_default(subscriber);
+    let panel = Panel::start().await;
+    let cookie = panel.sign_in_as("lee").await;
+    let reply = panel
+        .client
+        .put(format!("{}/api/v1/environments/staging/lock", panel.base))
+        .header(header::ORIGIN, &panel.base)
+        .header(header::COOKIE, &cookie)
+        .json(&serde_json::json!({ "reason": "span test" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(reply.status(), StatusCode::OK);
+    let id = reply.headers()["x-request-id"].to_str().unwrap().to_owned();
+    assert_eq!(id.len(), 16, "{id}");
+
+    let store = &panel.store.as_ref().unwrap().store;
+    let events = store.audit_page(0, 1_000).await.unwrap();
+    let lock = events
+        .iter()
+        .find(|e| e.action == "environment.lock")
+        .expect("the lock is audited");
+    assert_eq!(lock.request_id.as_deref(), Some(id.as_str()));
+
+    let text = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+    let line: Value = text
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .find(|l| l["span"]["request_id"] == id.as_str())
+        .unwrap_or_else(|| panic!("no log line carries request {id}:\n{text}"));
+    assert_eq!(line["span"]["route"], "/api/v1/environments/{env}/lock");
+    assert_eq!(line["span"]["method"], "PUT");
+    assert_eq!(line["span"]["actor"], "lee");
+    panel.stop().await;
+}
