@@ -31,7 +31,8 @@ pub struct InvalidValue {
 }
 
 impl InvalidValue {
-    fn new(what: &'static str, value: &str, rule: &'static str) -> Self {
+    /// For rules outside this crate (an account name, an export format).
+    pub fn new(what: &'static str, value: &str, rule: &'static str) -> Self {
         let value = match value.char_indices().nth(80) {
             Some((cut, _)) => format!("{}…", &value[..cut]),
             None => value.to_owned(),

@@ -280,7 +280,8 @@ async fn run(cli: Cli) -> Result<(), CliError> {
         }) => {
             use futures_util::StreamExt;
             use std::io::Write;
-            let format = crate::export::Format::parse(&format).map_err(CliError::Usage)?;
+            let format = crate::export::Format::parse(&format)
+                .map_err(|e| CliError::Usage(e.to_string()))?;
             let filter = crate::export::Filter {
                 actor,
                 action,

@@ -4,6 +4,7 @@
 //! long the trail is.
 
 use crate::audit::AuditEvent;
+use domain::InvalidValue;
 use serde::Deserialize;
 
 /// Which events to export; every field narrows, all combine.
@@ -39,11 +40,14 @@ impl From<&app::model::AuditQuery> for Filter {
 impl Filter {
     /// Checks the times and normalises them to the store's format, so they
     /// compare as text; Err names the bad parameter.
-    pub fn normalised(mut self) -> Result<Filter, String> {
-        for (name, value) in [("since", &mut self.since), ("until", &mut self.until)] {
+    pub fn normalised(mut self) -> Result<Filter, InvalidValue> {
+        for (name, value) in [
+            ("`since` time", &mut self.since),
+            ("`until` time", &mut self.until),
+        ] {
             if let Some(text) = value.as_deref().map(str::trim).filter(|t| !t.is_empty()) {
                 let at = parse_time(text).ok_or_else(|| {
-                    format!("`{name}` must be a UTC time such as 2026-11-24T09:30, 2026-11-24 or an RFC 3339 time such as 2026-11-24T09:30:00+01:00, not `{text}`")
+                    InvalidValue::new(name, text, "a UTC time such as 2026-11-24T09:30, 2026-11-24 or an RFC 3339 time such as 2026-11-24T09:30:00+01:00")
                 })?;
                 *value = Some(crate::store::sync::store_time(at));
             } else {
@@ -93,13 +97,11 @@ pub enum Format {
 }
 
 impl Format {
-    pub fn parse(text: &str) -> Result<Format, String> {
+    pub fn parse(text: &str) -> Result<Format, InvalidValue> {
         match text {
             "csv" => Ok(Format::Csv),
             "jsonl" => Ok(Format::JsonLines),
-            other => Err(format!(
-                "unknown export format `{other}`: expected csv or jsonl"
-            )),
+            other => Err(InvalidValue::new("export format", other, "csv or jsonl")),
         }
     }
 
@@ -258,7 +260,8 @@ mod tests {
         }
         .normalised()
         .unwrap_err();
-        assert!(error.contains("until"), "{error}");
+        assert_eq!(error.what, "`until` time");
+        assert_eq!(error.value, "yesterday");
         let minute = Filter {
             since: Some("2026-11-24T09:30".into()),
             until: Some("2026-11-25".into()),
@@ -268,6 +271,11 @@ mod tests {
         .unwrap();
         assert_eq!(minute.since.as_deref(), Some("2026-11-24T09:30:00.000000Z"));
         assert_eq!(minute.until.as_deref(), Some("2026-11-25T00:00:00.000000Z"));
-        assert!(Format::parse("xml").unwrap_err().contains("csv or jsonl"));
+        assert!(
+            Format::parse("xml")
+                .unwrap_err()
+                .to_string()
+                .contains("(csv or jsonl)")
+        );
     }
 }

@@ -5,6 +5,7 @@ use app::model::Role;
 use argon2::Argon2;
 use argon2::password_hash::rand_core::{OsRng, RngCore};
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use domain::InvalidValue;
 
 /// An account as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -71,7 +72,7 @@ pub fn anonymous(claimed_name: Option<&str>) -> ActorRecord {
 }
 
 /// A valid account name: 1 to 64 of letters, digits, `.`, `-`, `_`, `@`.
-pub fn check_name(name: &str) -> Result<(), String> {
+pub fn check_name(name: &str) -> Result<(), InvalidValue> {
     let ok = (1..=64).contains(&name.len())
         && name
             .chars()
@@ -79,8 +80,10 @@ pub fn check_name(name: &str) -> Result<(), String> {
     if ok {
         Ok(())
     } else {
-        Err(format!(
-            "`{name}` is not a valid account name (1-64 of letters, digits, . - _ @)"
+        Err(InvalidValue::new(
+            "account name",
+            name,
+            "1-64 of letters, digits, . - _ @",
         ))
     }
 }

@@ -35,7 +35,8 @@ fn time_text(t: OffsetDateTime) -> String {
     store_time(t)
 }
 
-fn ci_word(ci: CiState) -> &'static str {
+/// The word pages and the API use for a CI state.
+pub(crate) fn ci_word(ci: CiState) -> &'static str {
     match ci {
         CiState::Passed => "passed",
         CiState::Failed => "failed",

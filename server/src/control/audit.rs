@@ -76,7 +76,7 @@ impl ControlPlane {
     > {
         self.require(actor, Role::Lead, "audit.export", meta)
             .await?;
-        let filter = filter.normalised().map_err(ControlError::Invalid)?;
+        let filter = filter.normalised()?;
         let event =
             NewEvent::new(actor.record(), "audit.export", Outcome::Succeeded, meta).params(json!({
                 "format": match format { Format::Csv => "csv", Format::JsonLines => "jsonl" },
@@ -190,9 +190,7 @@ impl ControlPlane {
         query: &AuditQuery,
         limit: i64,
     ) -> Result<(Vec<AuditEventView>, Option<i64>), ControlError> {
-        let filter = Filter::from(query)
-            .normalised()
-            .map_err(ControlError::Invalid)?;
+        let filter = Filter::from(query).normalised()?;
         // One more than shown tells whether there is a next page.
         let mut events = self
             .store

@@ -44,6 +44,12 @@ pub enum ControlError {
     Store(#[from] StoreError),
 }
 
+impl From<domain::InvalidValue> for ControlError {
+    fn from(error: domain::InvalidValue) -> Self {
+        ControlError::Invalid(error.to_string())
+    }
+}
+
 /// Failed sign-ins for one account name within [`SIGN_IN_WINDOW`] after
 /// which sign-in is refused (429) until the window has passed.
 pub const FAILED_SIGN_INS: i64 = 5;
@@ -390,7 +396,7 @@ impl ControlPlane {
         password: Option<String>,
     ) -> Result<(User, Option<String>), ControlError> {
         self.require(actor, Role::Admin, "user.add", meta).await?;
-        identity::check_name(name).map_err(ControlError::Invalid)?;
+        identity::check_name(name)?;
         let (password, generated) = match password {
             Some(p) if p.chars().count() < identity::MIN_PASSWORD_LEN => {
                 return Err(ControlError::Invalid(format!(

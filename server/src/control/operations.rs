@@ -10,7 +10,7 @@ use crate::audit::{NewEvent, Outcome, RequestMeta};
 use crate::config::{EnvironmentConfig, RevertConfig};
 use crate::identity::{Actor, random_id};
 use crate::operations::{DeployRequest, OperationState, Request, RollbackRequest, request_hash};
-use crate::releases::{self, CiState};
+use crate::releases;
 use crate::rollback::plan::CheckId;
 use crate::rollback::{
     self, Level, Plan, PlanInput, RevertMode, RollbackOptions, RunningOperation,
@@ -135,10 +135,6 @@ fn level_word(level: Level) -> &'static str {
         Level::Warn => "warn",
         Level::Block => "block",
     }
-}
-
-fn ci_word(ci: CiState) -> String {
-    format!("{ci:?}").to_lowercase()
 }
 
 fn brief(op: &OperationRow) -> OperationBrief {
@@ -394,7 +390,7 @@ impl ControlPlane {
                     sha: c.commit.sha.clone(),
                     message: c.commit.message.lines().next().unwrap_or("").to_owned(),
                     author: c.commit.author.clone(),
-                    ci: c.ci.map(ci_word),
+                    ci: c.ci.map(|ci| views::ci_word(ci).to_owned()),
                 })
                 .collect(),
             current_revisions: plan.database.clone(),

@@ -722,7 +722,7 @@ impl Executor {
                 .await
                 {
                     Ok(finished) => finished,
-                    Err(why) => return Ended::Failed(why),
+                    Err(why) => return Ended::Failed(why.to_string()),
                 };
                 let _ = self
                     .inner

@@ -31,6 +31,17 @@ pub fn valid_revision(revision: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || "_-+@.".contains(c))
 }
 
+/// Why the command did not run to its end.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("`{0}` is not a revision the runner passes to a shell")]
+    NotARevision(String),
+    #[error("`{line}` could not be run: {error}")]
+    CannotStart { line: String, error: std::io::Error },
+    #[error("`{line}` did not finish within {seconds} s and was stopped")]
+    TimedOut { line: String, seconds: u64 },
+}
+
 /// Runs `template` with `{revision}` replaced, through `sh -c`, in `dir`,
 /// with `env` added to the panel's environment. Err when it cannot be
 /// started, the revision is not a plain revision, or it outlives `timeout`
@@ -42,11 +53,9 @@ pub async fn run(
     env: &[(String, String)],
     redact: &[String],
     timeout: Duration,
-) -> Result<Finished, String> {
+) -> Result<Finished, RunError> {
     if !valid_revision(revision) {
-        return Err(format!(
-            "`{revision}` is not a revision the runner passes to a shell"
-        ));
+        return Err(RunError::NotARevision(revision.to_owned()));
     }
     let line = template.replace("{revision}", revision);
     let mut command = tokio::process::Command::new("sh");
@@ -63,16 +72,20 @@ pub async fn run(
     for (name, value) in env {
         command.env(name, value);
     }
-    let child = command
-        .spawn()
-        .map_err(|e| format!("`{line}` could not be started: {e}"))?;
+    let child = command.spawn().map_err(|error| RunError::CannotStart {
+        line: line.clone(),
+        error,
+    })?;
     let out = match tokio::time::timeout(timeout, child.wait_with_output()).await {
-        Ok(out) => out.map_err(|e| format!("`{line}` failed to run: {e}"))?,
+        Ok(out) => out.map_err(|error| RunError::CannotStart {
+            line: line.clone(),
+            error,
+        })?,
         Err(_) => {
-            return Err(format!(
-                "`{line}` did not finish within {} s and was stopped",
-                timeout.as_secs()
-            ));
+            return Err(RunError::TimedOut {
+                line,
+                seconds: timeout.as_secs(),
+            });
         }
     };
     let mut output = String::from_utf8_lossy(&out.stdout).into_owned();
@@ -133,7 +146,10 @@ mod tests {
             let error = run(&template, bad, None, &[], &[], SECOND)
                 .await
                 .unwrap_err();
-            assert!(error.contains("not a revision"), "{error}");
+            assert!(
+                matches!(&error, RunError::NotARevision(r) if r == bad),
+                "{error}"
+            );
         }
         assert!(!marker.exists());
         std::fs::remove_dir_all(&dir).unwrap();
@@ -168,6 +184,9 @@ mod tests {
         let error = run("sleep 5", "x", None, &[], &[], Duration::from_millis(200))
             .await
             .unwrap_err();
-        assert!(error.contains("did not finish"), "{error}");
+        assert!(
+            matches!(error, RunError::TimedOut { seconds: 0, .. }),
+            "{error}"
+        );
     }
 }

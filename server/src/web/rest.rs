@@ -595,7 +595,7 @@ async fn audit_export(
     let actor = actor(&state, &caller, "/api/v1/audit/export").await?;
     let format = match crate::export::Format::parse(&query.format) {
         Ok(format) => format,
-        Err(message) => return Ok(BadRequest(message).into_response()),
+        Err(error) => return Ok(BadRequest(error.to_string()).into_response()),
     };
     let rows = state
         .control
