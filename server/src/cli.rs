@@ -277,7 +277,7 @@ async fn run(cli: Cli) -> Result<(), CliError> {
             use futures_util::StreamExt;
             use std::io::Write;
             let format = crate::export::Format::parse(&format).map_err(CliError::Usage)?;
-            let filter = crate::export::Filter {
+            let filter = crate::store::audit_filter::Filter {
                 actor,
                 action,
                 environment,

@@ -33,8 +33,9 @@
 //! 100,000-row peak, not ten times it.
 
 use flightdeck::audit::{ActorKind, ActorRecord, NewEvent, Outcome, RequestMeta, Verdict};
-use flightdeck::export::{Filter, Format};
+use flightdeck::export::Format;
 use flightdeck::store::Store;
+use flightdeck::store::audit_filter::Filter;
 use flightdeck_sandbox::scratch::ScratchDb;
 use flightdeck_tests::TempDir;
 use futures_util::StreamExt;

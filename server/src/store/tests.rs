@@ -428,7 +428,7 @@ mod environment_locks {
 
 mod audit_filter {
     use super::*;
-    use crate::export::Filter;
+    use crate::store::audit_filter::Filter;
 
     on_both_backends! {
         the_filter_combines_and_pages_by_sequence_number => async |t: &TestStore| {
