@@ -535,7 +535,7 @@ mod tests {
 
     #[test]
     fn the_direct_hash_equals_the_canonical_json_hash_for_any_content() {
-        use crate::sandbox::scenario::SeededRng;
+        use flightdeck_sandbox::scenario::SeededRng;
         const PIECES: [&str; 12] = [
             "ada",
             "\"",

@@ -2,12 +2,14 @@
 //!
 //! Exit codes: 0 success, 1 the action failed, 2 bad usage or configuration.
 
+pub mod sandbox;
+
 use crate::audit::{ChainFault, RequestMeta, Verdict};
 use crate::config::{Config, ConfigError};
 use crate::control::{ControlError, ControlPlane};
 use crate::identity::Actor;
-use crate::store::{Store, StoreError};
-use crate::web::{self, AppState};
+use crate::startup::{StartupError, open_store, serve};
+use crate::store::StoreError;
 use app::model::Role;
 use clap::{Parser, Subcommand, ValueEnum};
 use std::io::{IsTerminal, Read};
@@ -43,7 +45,7 @@ enum Command {
     /// Run the panel (the default).
     Serve,
     /// Run the panel on a throw-away store with a sample configuration and a new sign-in.
-    Sandbox(crate::sandbox::SandboxArgs),
+    Sandbox(sandbox::SandboxArgs),
     /// Apply the panel's own schema migrations.
     Migrate,
     /// Manage accounts.
@@ -140,6 +142,12 @@ impl From<StoreError> for CliError {
     }
 }
 
+impl From<StartupError> for CliError {
+    fn from(e: StartupError) -> Self {
+        CliError::Action(e.to_string())
+    }
+}
+
 impl From<std::io::Error> for CliError {
     fn from(e: std::io::Error) -> Self {
         CliError::Action(e.to_string())
@@ -151,7 +159,7 @@ pub fn main() -> ExitCode {
     let mut cli = Cli::parse();
     // A sandbox without `--dir` works in a throw-away folder, removed below.
     let throwaway = match &mut cli.command {
-        Some(Command::Sandbox(args)) => crate::sandbox::ThrowAwayDir::take_for(args),
+        Some(Command::Sandbox(args)) => sandbox::ThrowAwayDir::take_for(args),
         _ => None,
     };
     init_logging(cli.log_format);
@@ -205,22 +213,10 @@ fn load_config(path: Option<&std::path::Path>) -> Result<Config, CliError> {
     Ok(Config::load(path, std::env::vars())?)
 }
 
-/// Connects to the configured store and brings its schema up to date.
-pub async fn open_store(config: &Config) -> Result<Store, CliError> {
-    let store = Store::connect(&config.store.url)
-        .await
-        .map_err(|e| CliError::Action(format!("cannot open the store: {e}")))?;
-    store
-        .migrate()
-        .await
-        .map_err(|e| CliError::Action(format!("cannot migrate the store: {e}")))?;
-    Ok(store)
-}
-
 async fn run(cli: Cli) -> Result<(), CliError> {
     let command = cli.command.unwrap_or(Command::Serve);
     if let Command::Sandbox(args) = command {
-        return crate::sandbox::run(args).await;
+        return sandbox::run(args).await;
     }
     let config = Arc::new(load_config(cli.config.as_deref())?);
     let store = open_store(&config).await?;
@@ -228,7 +224,7 @@ async fn run(cli: Cli) -> Result<(), CliError> {
     let operator = Actor::system("cli");
     let meta = RequestMeta::default();
     match command {
-        Command::Serve => serve(control).await,
+        Command::Serve => Ok(serve(control).await?),
         Command::Sandbox(_) => unreachable!("handled above"),
         Command::Migrate => {
             println!("store migrated ({})", control.store().backend());
@@ -282,7 +278,7 @@ async fn run(cli: Cli) -> Result<(), CliError> {
             use std::io::Write;
             let format = crate::export::Format::parse(&format)
                 .map_err(|e| CliError::Usage(e.to_string()))?;
-            let filter = crate::export::Filter {
+            let filter = crate::store::audit_filter::Filter {
                 actor,
                 action,
                 environment,
@@ -348,49 +344,4 @@ fn read_password_from_stdin() -> Result<Option<String>, CliError> {
     stdin.lock().read_to_string(&mut text)?;
     let password = text.trim_end_matches(['\r', '\n']).to_owned();
     Ok((!password.is_empty()).then_some(password))
-}
-
-/// How often a serving panel recomputes the audit chain by itself, so the
-/// overview's chain state for leads is never older than this.
-const CHAIN_CHECK_EVERY: std::time::Duration = std::time::Duration::from_secs(6 * 3600);
-
-/// Verifies the chain every `period`, as the system actor; each outcome is
-/// an `audit.verify` event, which the overview shows (the newest one,
-/// whichever panel wrote it, so a restart loses nothing).
-async fn verify_every(control: ControlPlane, period: std::time::Duration) {
-    let actor = Actor::system("flightdeck");
-    let meta = RequestMeta::default();
-    loop {
-        tokio::time::sleep(period).await;
-        match control.verify_audit_as(&actor, &meta).await {
-            Ok(Verdict::Broken { seq, .. }) => {
-                tracing::error!(seq, "the audit chain is broken");
-            }
-            Ok(Verdict::Intact { .. }) => {}
-            Err(error) => tracing::warn!(%error, "could not verify the audit chain"),
-        }
-    }
-}
-
-/// Binds, prints where the panel answers, and serves until stopped.
-pub async fn serve(control: ControlPlane) -> Result<(), CliError> {
-    let listen = control.config().server.listen;
-    let listener = tokio::net::TcpListener::bind(listen)
-        .await
-        .map_err(|e| CliError::Action(format!("cannot listen on {listen}: {e}")))?;
-    let addr = listener.local_addr()?;
-    let upstreams = crate::sync::Upstreams::from_config(control.config());
-    let state = AppState::new(control, addr, upstreams);
-    state.sync.spawn();
-    if let Some(executor) = state.control.executor() {
-        // Picks up operations a stopped panel left running.
-        executor.spawn_resumer();
-    }
-    tokio::spawn(verify_every(state.control.clone(), CHAIN_CHECK_EVERY));
-    // Listening for SIGTERM and Ctrl-C before the line that says it is up.
-    let stop = web::shutdown_signal();
-    println!("panel http://{addr}");
-    tracing::info!(%addr, store = state.control.store().backend(), "serving");
-    web::serve(listener, state, stop).await?;
-    Ok(())
 }

@@ -33,8 +33,10 @@
 //! 100,000-row peak, not ten times it.
 
 use flightdeck::audit::{ActorKind, ActorRecord, NewEvent, Outcome, RequestMeta, Verdict};
-use flightdeck::export::{Filter, Format};
+use flightdeck::export::Format;
 use flightdeck::store::Store;
+use flightdeck::store::audit_filter::Filter;
+use flightdeck_sandbox::scratch::ScratchDb;
 use flightdeck_tests::TempDir;
 use futures_util::StreamExt;
 use std::process::Command;
@@ -480,30 +482,11 @@ async fn on_sqlite(total: u64) -> Figures {
 }
 
 async fn on_postgres(total: u64) -> Figures {
-    let admin_url = std::env::var("FLIGHTDECK_TEST_PG")
-        .unwrap_or("postgres://postgres@127.0.0.1:5432/postgres".into());
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    let name = format!("fd_bench_audit_{}_{nanos}", std::process::id());
-    let admin = sqlx::PgPool::connect(&admin_url)
-        .await
-        .expect("PostgreSQL must run at 127.0.0.1:5432 (or FLIGHTDECK_TEST_PG)");
-    sqlx::query(&format!("CREATE DATABASE {name}"))
-        .execute(&admin)
-        .await
-        .unwrap();
-    let url = admin_url
-        .rsplit_once('/')
-        .map(|(base, _)| format!("{base}/{name}"))
-        .unwrap();
+    let scratch = ScratchDb::postgres().await;
+    let url = scratch.url.clone();
     // A panic in the measurement still drops the database.
     let result = tokio::spawn(async move { measure("postgres", &url, total).await }).await;
-    sqlx::query(&format!("DROP DATABASE {name} WITH (FORCE)"))
-        .execute(&admin)
-        .await
-        .unwrap();
+    scratch.drop_all().await;
     match result {
         Ok(figures) => figures,
         Err(e) => std::panic::resume_unwind(e.into_panic()),

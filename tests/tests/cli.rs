@@ -1,5 +1,6 @@
 //! The command line, run as a user would: exit codes, messages, the store left behind.
 
+use flightdeck_sandbox::scratch::ScratchDb;
 use flightdeck_tests::{Setup, TempDir, cli_with_config, run_binary};
 
 fn stderr(out: &std::process::Output) -> String {
@@ -234,23 +235,8 @@ async fn audit_verify_names_two_swapped_rows() {
 /// The same commands against a PostgreSQL store.
 #[tokio::test]
 async fn the_cli_works_on_a_postgres_store() {
-    let name = format!("fd_cli_{}", std::process::id());
-    let admin = sqlx::PgPool::connect("postgres://postgres@127.0.0.1:5432/postgres")
-        .await
-        .expect("PostgreSQL must run at 127.0.0.1:5432");
-    sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-        .execute(&admin)
-        .await
-        .unwrap();
-    sqlx::query(&format!("CREATE DATABASE {name}"))
-        .execute(&admin)
-        .await
-        .unwrap();
-    let setup = Setup::with_store(
-        TempDir::new("cli-pg"),
-        format!("postgres://postgres@127.0.0.1:5432/{name}"),
-        "",
-    );
+    let scratch = ScratchDb::postgres().await;
+    let setup = Setup::with_store(TempDir::new("cli-pg"), scratch.url.clone(), "");
     let added = setup
         .cli(&["user", "add", "ada", "--role", "admin"], None)
         .await;
@@ -258,10 +244,7 @@ async fn the_cli_works_on_a_postgres_store() {
     let verify = setup.cli(&["audit", "verify"], None).await;
     assert!(verify.status.success(), "{}", stderr(&verify));
     assert!(stdout(&verify).contains("1 events"));
-    sqlx::query(&format!("DROP DATABASE {name} WITH (FORCE)"))
-        .execute(&admin)
-        .await
-        .unwrap();
+    scratch.drop_all().await;
 }
 
 #[tokio::test]

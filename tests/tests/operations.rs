@@ -3,6 +3,7 @@
 //! idempotency keys, and every action refused to the wrong role with
 //! nothing sent upstream.
 
+use flightdeck_sandbox::scratch::ScratchDb;
 use flightdeck_tests::{Sandbox, TempDir, cli_with_config, http, session_cookie};
 use serde_json::{Value, json};
 use std::time::Duration;
@@ -308,19 +309,9 @@ async fn two_panel_processes_on_one_postgresql_store_start_one_rollback_for_fift
     let dir = TempDir::new("ops-two-panels");
     let sandbox = Sandbox::start(&dir, &["--seed", "5", "--no-panel"]).await;
     let config = sandbox.printed["config"].clone();
-    let name = format!("fd_two_panels_{}", std::process::id());
-    let admin = sqlx::PgPool::connect("postgres://postgres@127.0.0.1:5432/postgres")
-        .await
-        .expect("PostgreSQL at 127.0.0.1:5432");
-    sqlx::query(&format!("CREATE DATABASE {name}"))
-        .execute(&admin)
-        .await
-        .unwrap();
+    let scratch = ScratchDb::postgres().await;
     let mut env = sandbox.secrets();
-    env.push((
-        "FLIGHTDECK_STORE__URL".into(),
-        format!("postgres://postgres@127.0.0.1:5432/{name}"),
-    ));
+    env.push(("FLIGHTDECK_STORE__URL".into(), scratch.url.clone()));
     env.push(("FLIGHTDECK_SERVER__LISTEN".into(), "127.0.0.1:0".into()));
     let env_refs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
     let password = "correct horse battery staple";
@@ -421,8 +412,5 @@ async fn two_panel_processes_on_one_postgresql_store_start_one_rollback_for_fift
     for panel in panels {
         panel.stop().await;
     }
-    sqlx::query(&format!("DROP DATABASE {name} WITH (FORCE)"))
-        .execute(&admin)
-        .await
-        .unwrap();
+    scratch.drop_all().await;
 }

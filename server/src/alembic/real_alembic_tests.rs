@@ -12,10 +12,10 @@
 use super::graph::{Graph, data_loss};
 use super::{DataLossKind, parse_revision};
 use crate::integrations::database::{MigrationDatabase, SqlxMigrationDatabase};
-use crate::sandbox::alembic::sqlalchemy_url;
-use crate::sandbox::alembic::tests::alembic_bin;
-use crate::sandbox::target_db::TargetDb;
-use crate::sandbox::target_db::scratch::ScratchDb;
+use flightdeck_sandbox::alembic::alembic_bin;
+use flightdeck_sandbox::alembic::sqlalchemy_url;
+use flightdeck_sandbox::scratch::ScratchDb;
+use flightdeck_sandbox::target_db::TargetDb;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 

@@ -1,6 +1,6 @@
 use super::graph::{Graph, GraphError};
 use super::*;
-use crate::sandbox::scenario::SeededRng;
+use flightdeck_sandbox::scenario::SeededRng;
 
 /// As `alembic revision -m "add legacy score"` writes it, with a downgrade
 /// that destroys things in every way the reader knows.
@@ -355,4 +355,141 @@ fn graph_errors_name_the_revision() {
     );
     let cycle = Graph::new(vec![rev("a", &["b"]), rev("b", &["a"])]).unwrap_err();
     assert_eq!(cycle.to_string(), "the revisions a, b form a cycle");
+}
+
+/// The sandbox's migrations directory at main's head, read over HTTP and
+/// parsed by the panel's own reader, is the generated history; the rest of
+/// the seeded world (Render's deploys, the runs) agrees with it.
+mod sandbox_world {
+    use super::*;
+    use base64::Engine;
+    use flightdeck_sandbox::alembic;
+    use flightdeck_sandbox::world::{
+        DEPLOY_WORKFLOW, GITHUB_TOKEN, MIGRATIONS_PATH, OWNER, RENDER_KEY, REPO, Speeds, Targets,
+        World,
+    };
+    use serde_json::Value;
+
+    async fn get(client: &reqwest::Client, url: String, token: &str) -> Value {
+        let response = client.get(&url).bearer_auth(token).send().await.unwrap();
+        assert_eq!(response.status(), 200, "GET {url}");
+        response.json().await.unwrap()
+    }
+
+    #[tokio::test]
+    async fn the_seeded_world_agrees_with_itself_across_github_render_and_the_databases() {
+        crate::integrations::install_tls_provider();
+        let dir = flightdeck_sandbox::scratch::ScratchDb::new("sqlite").await;
+        let world = World::build(5, Speeds::quick(), Targets::Sqlite(dir.dir.clone()))
+            .await
+            .unwrap();
+        let served = world.serve().await.unwrap();
+        let client = reqwest::Client::new();
+        let repo = format!("{}/repos/{OWNER}/{REPO}", served.github);
+
+        // The migrations directory at main's head, read over HTTP and parsed
+        // by the panel's own reader, is the generated history.
+        let listing = get(
+            &client,
+            format!("{repo}/contents/{MIGRATIONS_PATH}?ref=main"),
+            GITHUB_TOKEN,
+        )
+        .await;
+        let mut revisions = Vec::new();
+        for entry in listing.as_array().unwrap() {
+            let file = get(
+                &client,
+                format!(
+                    "{repo}/contents/{}?ref=main",
+                    entry["path"].as_str().unwrap()
+                ),
+                GITHUB_TOKEN,
+            )
+            .await;
+            let b64: String = file["content"]
+                .as_str()
+                .unwrap()
+                .split_whitespace()
+                .collect();
+            let text = String::from_utf8(
+                base64::engine::general_purpose::STANDARD
+                    .decode(b64)
+                    .unwrap(),
+            )
+            .unwrap();
+            revisions.push(parse_revision(entry["name"].as_str().unwrap(), &text).unwrap());
+        }
+        assert_eq!(revisions.len(), world.history.len());
+        for spec in &world.history {
+            let parsed = revisions
+                .iter()
+                .find(|r| r.id == spec.id)
+                .expect("every revision is in the directory");
+            assert_eq!(parsed.down, spec.down, "{}", spec.id);
+            assert_eq!(parsed.message, spec.message);
+            let drops = parsed
+                .data_loss
+                .iter()
+                .any(|d| matches!(d.kind, DataLossKind::DropColumn | DataLossKind::DropTable));
+            assert_eq!(
+                drops,
+                spec.downgrade_loses_data(),
+                "{}: {:?}",
+                spec.id,
+                parsed.data_loss
+            );
+        }
+        let graph = Graph::new(revisions).unwrap();
+        assert_eq!(graph.heads(), alembic::heads(&world.history));
+        assert!(
+            world.history.iter().any(|r| r.down.len() > 1),
+            "a merge revision"
+        );
+
+        // Production's database is where main's last deployed pipeline left it.
+        let production = world.targets["production"].1.revisions().await.unwrap();
+        assert!(graph.state(&production).is_at_head(), "{production:?}");
+
+        // Render: one deploy per deployed main commit, one failed build, the newest live.
+        let deployed = world.scenario.main().filter(|c| c.ci.deployed()).count();
+        let deploys = get(
+            &client,
+            format!(
+                "{}/v1/services/srv-sandbox-production/deploys?limit=100",
+                served.render
+            ),
+            RENDER_KEY,
+        )
+        .await;
+        let statuses: Vec<&str> = deploys
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| d["deploy"]["status"].as_str().unwrap())
+            .collect();
+        assert_eq!(statuses.len(), deployed);
+        assert_eq!(statuses[0], "live");
+        assert_eq!(statuses.iter().filter(|s| **s == "build_failed").count(), 1);
+        assert_eq!(statuses.iter().filter(|s| **s == "live").count(), 1);
+
+        // Runs: every commit has one, some failed.
+        let runs = get(
+            &client,
+            format!("{repo}/actions/workflows/{DEPLOY_WORKFLOW}/runs?per_page=100"),
+            GITHUB_TOKEN,
+        )
+        .await;
+        assert_eq!(
+            runs["total_count"].as_u64().unwrap() as usize,
+            world.scenario.commits.len()
+        );
+        assert!(
+            runs["workflow_runs"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|r| r["conclusion"] == "failure")
+        );
+        dir.drop_all().await;
+    }
 }

@@ -6,8 +6,9 @@
 
 use super::{ControlError, ControlPlane};
 use crate::audit::{AuditEvent, NewEvent, Outcome, RequestMeta, Verdict};
-use crate::export::{Filter, Format};
+use crate::export::Format;
 use crate::identity::Actor;
+use crate::store::audit_filter::Filter;
 use crate::store::operations::OperationRow;
 use crate::store::reviews::{self, ReviewRow};
 use crate::store::{Store, StoreError};

@@ -303,8 +303,8 @@ fn percent_decode(text: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sandbox::target_db::TargetDb;
-    use crate::sandbox::target_db::scratch::ScratchDb;
+    use flightdeck_sandbox::scratch::ScratchDb;
+    use flightdeck_sandbox::target_db::TargetDb;
 
     const PASSWORD: &str = "s3cr3t-Hunter2";
 

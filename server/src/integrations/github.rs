@@ -1,7 +1,7 @@
 //! The panel's GitHub: the [`GithubSource`] seam the rest of the server
 //! reads and writes through, and its one real implementation,
 //! [`OctocrabGithub`], which talks to `https://api.github.com` (or, in the
-//! sandbox and the tests, to the simulated GitHub in `crate::sandbox::github`)
+//! sandbox and the tests, to the simulated GitHub in `flightdeck_sandbox::github`)
 //! with octocrab.
 //!
 //! Every call goes through octocrab's raw request path (`build_request` +

@@ -3,7 +3,7 @@
 //! events, with errors a person can read in a stale-data banner.
 //!
 //! It talks to `https://api.render.com/v1` or, in the sandbox and the tests,
-//! to the simulated Render (`crate::sandbox::render`). Every call has a
+//! to the simulated Render (`flightdeck_sandbox::render`). Every call has a
 //! timeout; nothing is retried here (the caller decides, e.g. on
 //! [`RenderError::RateLimited`]). The API key is sent only in the
 //! `Authorization` header and is never part of an error or a `Debug` output.

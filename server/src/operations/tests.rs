@@ -7,12 +7,12 @@ use crate::config::Config;
 use crate::control::{ControlError, ControlPlane, RollbackAsk, Started};
 use crate::identity::Actor;
 use crate::operations::{OperationState, StepState};
-use crate::sandbox::faults::{Fault, FaultKind};
-use crate::sandbox::world::{Speeds, Targets, World};
 use crate::store::tests::TestStore;
 use crate::sync::{Syncer, Upstreams};
 use app::model::Role;
 use domain::IdempotencyKey;
+use flightdeck_sandbox::faults::{Fault, FaultKind};
+use flightdeck_sandbox::world::{Speeds, Targets, World};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -47,15 +47,18 @@ pub(crate) async fn setup_on(
     let dir = std::env::temp_dir().join(format!("fd-ops-{}", crate::identity::random_id()));
     let targets = match pg_targets {
         Some(prefix) => Targets::Postgres {
-            server: crate::store::tests::PG_ADMIN_URL.into(),
+            server: flightdeck_sandbox::scratch::pg_admin_url(),
             prefix: prefix.into(),
         },
         None => Targets::Sqlite(dir.clone()),
     };
     let world = World::build(7, Speeds::quick(), targets).await.unwrap();
     let served = world.serve().await.unwrap();
-    let text =
-        crate::sandbox::sample_config(&served, "127.0.0.1:0".parse().unwrap(), "sqlite::memory:");
+    let text = crate::cli::sandbox::sample_config(
+        &served,
+        "127.0.0.1:0".parse().unwrap(),
+        "sqlite::memory:",
+    );
     let text = tweak(
         text + "\n[operations]\nsmoke_timeout_seconds = 5\nlive_timeout_seconds = 20\n",
         &world,
@@ -823,7 +826,7 @@ async fn a_code_revert_cut_short_needs_a_lead_and_blocks_the_environment() {
 #[tokio::test]
 async fn a_database_downgrade_runs_real_alembic_and_needs_a_lead_a_typed_revision_and_a_second_lead()
  {
-    use crate::sandbox::alembic::{sqlalchemy_url, tests::alembic_bin, write_project};
+    use flightdeck_sandbox::alembic::{alembic_bin, sqlalchemy_url, write_project};
     let prefix = format!("fd_ops_{}", crate::identity::random_id());
     let project = std::env::temp_dir().join(format!("{prefix}-alembic"));
     let s = setup_on("sqlite", Some(&prefix), |text, world| {
@@ -836,7 +839,7 @@ async fn a_database_downgrade_runs_real_alembic_and_needs_a_lead_a_typed_revisio
             scope
                 .spawn(|| {
                     tokio::runtime::Runtime::new().unwrap().block_on(async {
-                        let db = crate::sandbox::target_db::TargetDb::open(url).await.unwrap();
+                        let db = flightdeck_sandbox::target_db::TargetDb::open(url).await.unwrap();
                         let current = db.revisions().await.unwrap();
                         db.set_revisions(&[]).await.unwrap();
                         db.close().await;
@@ -987,7 +990,7 @@ async fn a_database_downgrade_runs_real_alembic_and_needs_a_lead_a_typed_revisio
     for (_, db) in s.world.targets.values() {
         db.close().await;
     }
-    let admin = sqlx::PgPool::connect(crate::store::tests::PG_ADMIN_URL)
+    let admin = sqlx::PgPool::connect(&flightdeck_sandbox::scratch::pg_admin_url())
         .await
         .unwrap();
     for env in ["production", "staging"] {

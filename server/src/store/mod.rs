@@ -18,6 +18,7 @@ macro_rules! dispatch {
     };
 }
 
+pub mod audit_filter;
 pub mod locks;
 pub mod operations;
 mod queries;
@@ -198,7 +199,7 @@ impl Store {
     /// The events after `after` that match `filter`, in `seq` order.
     pub async fn audit_filtered(
         &self,
-        filter: &crate::export::Filter,
+        filter: &audit_filter::Filter,
         after: i64,
         limit: i64,
     ) -> Result<Vec<AuditEvent>, StoreError> {
@@ -209,7 +210,7 @@ impl Store {
     /// newest first: one page of the review screen.
     pub async fn audit_newest(
         &self,
-        filter: &crate::export::Filter,
+        filter: &audit_filter::Filter,
         before: Option<i64>,
         limit: i64,
     ) -> Result<Vec<AuditEvent>, StoreError> {

@@ -252,7 +252,7 @@ macro_rules! backend_queries {
             /// the thousandth page costs what the first does.
             pub async fn audit_keyset(
                 pool: &Pool,
-                filter: &crate::export::Filter,
+                filter: &crate::store::audit_filter::Filter,
                 from: i64,
                 newest_first: bool,
                 limit: i64,

@@ -5,84 +5,44 @@
 use super::*;
 use crate::audit::{ChainFault, Outcome, RequestMeta};
 use crate::identity::{Actor, anonymous};
+use flightdeck_sandbox::scratch::ScratchDb;
 
-pub(crate) const PG_ADMIN_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
-
-/// A throw-away store of the given backend, removed when dropped... by the caller.
+/// A throw-away store of the given backend on a fresh
+/// [`ScratchDb`](flightdeck_sandbox::scratch::ScratchDb), migrated; the
+/// caller removes it with [`TestStore::drop_all`].
 pub(crate) struct TestStore {
     pub store: Store,
-    cleanup: Option<(String, String)>,
-    dir: Option<std::path::PathBuf>,
+    scratch: ScratchDb,
 }
 
 impl TestStore {
     pub async fn new(backend: &str) -> TestStore {
-        let name = format!("fd_test_{}", crate::identity::random_id());
-        match backend {
-            "sqlite" => {
-                let dir = std::env::temp_dir().join(&name);
-                std::fs::create_dir_all(&dir).unwrap();
-                let url = format!("sqlite://{}", dir.join("store.db").display());
-                let store = Store::connect(&url).await.unwrap();
-                store.migrate().await.unwrap();
-                TestStore {
-                    store,
-                    cleanup: None,
-                    dir: Some(dir),
-                }
-            }
-            _ => {
-                let admin_url = std::env::var("FLIGHTDECK_TEST_PG").unwrap_or(PG_ADMIN_URL.into());
-                let admin = PgPool::connect(&admin_url)
-                    .await
-                    .expect("PostgreSQL must run at 127.0.0.1:5432 for the store tests");
-                sqlx::query(&format!("CREATE DATABASE {name}"))
-                    .execute(&admin)
-                    .await
-                    .unwrap();
-                let url = admin_url
-                    .rsplit_once('/')
-                    .map(|(base, _)| format!("{base}/{name}"))
-                    .unwrap();
-                let store = Store::connect(&url).await.unwrap();
-                store.migrate().await.unwrap();
-                TestStore {
-                    store,
-                    cleanup: Some((admin_url, name)),
-                    dir: None,
-                }
-            }
-        }
+        let scratch = ScratchDb::new(backend).await;
+        let store = Store::connect(&scratch.url).await.unwrap();
+        store.migrate().await.unwrap();
+        TestStore { store, scratch }
     }
 
-    /// The store's URL, for a second pool on it (PostgreSQL only).
+    /// The store's URL, for a second pool on it.
     pub fn url(&self) -> String {
-        let (admin_url, name) = self.cleanup.as_ref().expect("a PostgreSQL test store");
-        admin_url
-            .rsplit_once('/')
-            .map(|(base, _)| format!("{base}/{name}"))
-            .unwrap()
+        self.scratch.url.clone()
     }
 
     pub async fn drop_all(self) {
-        self.drop_database().await;
-        if let Some(dir) = self.dir {
-            let _ = std::fs::remove_dir_all(dir);
-        }
+        self.close_pool().await;
+        self.scratch.drop_all().await;
     }
 
     /// Drops the PostgreSQL database (after closing this pool); for owners
     /// that cannot give the store up by value.
     pub async fn drop_database(&self) {
+        self.close_pool().await;
+        self.scratch.drop_database().await;
+    }
+
+    async fn close_pool(&self) {
         if let Pool::Postgres(pool) = &self.store.pool {
             pool.close().await;
-        }
-        if let Some((admin_url, name)) = &self.cleanup {
-            let admin = PgPool::connect(admin_url).await.unwrap();
-            sqlx::query(&format!("DROP DATABASE {name} WITH (FORCE)"))
-                .execute(&admin)
-                .await
-                .unwrap();
         }
     }
 
@@ -468,7 +428,7 @@ mod environment_locks {
 
 mod audit_filter {
     use super::*;
-    use crate::export::Filter;
+    use crate::store::audit_filter::Filter;
 
     on_both_backends! {
         the_filter_combines_and_pages_by_sequence_number => async |t: &TestStore| {

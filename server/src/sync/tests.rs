@@ -4,9 +4,9 @@ use super::*;
 use crate::audit::RequestMeta;
 use crate::control::ControlPlane;
 use crate::identity::Actor;
-use crate::sandbox::faults::{Fault, FaultKind};
-use crate::sandbox::world::{self, Speeds, Targets, World};
 use crate::store::tests::TestStore;
+use flightdeck_sandbox::faults::{Fault, FaultKind};
+use flightdeck_sandbox::world::{self, Speeds, Targets, World};
 use std::sync::Mutex;
 
 struct Setup {
@@ -42,8 +42,11 @@ async fn setup_with(
         .await
         .unwrap();
     let served = world.serve().await.unwrap();
-    let text =
-        crate::sandbox::sample_config(&served, "127.0.0.1:0".parse().unwrap(), "sqlite::memory:");
+    let text = crate::cli::sandbox::sample_config(
+        &served,
+        "127.0.0.1:0".parse().unwrap(),
+        "sqlite::memory:",
+    );
     let mut config = Config::from_toml(&text)
         .unwrap()
         .with_secrets(world.secrets());
@@ -362,7 +365,7 @@ mod webhooks {
     const RENDER_SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 
     async fn intake(with_secrets: bool) -> (Syncer, TestStore) {
-        let text = crate::sandbox::sample_config(
+        let text = crate::cli::sandbox::sample_config(
             &world::Served {
                 github: "http://127.0.0.1:9".into(),
                 render: "http://127.0.0.1:9".into(),
@@ -582,8 +585,8 @@ fn polling_backs_off_while_failing_waits_for_rate_limits_and_recovers() {
 mod backfill {
     use super::*;
     use crate::integrations::github::OctocrabGithub;
-    use crate::sandbox::faults::Logged;
     use crate::sync::backfill::Backfill;
+    use flightdeck_sandbox::faults::Logged;
 
     const DEPLOYS_ROUTE: &str = "GET /v1/services/{serviceId}/deploys";
     /// The same route written another way: a second rule tried after the first.

@@ -577,7 +577,7 @@ struct ExportQuery {
     #[serde(default = "csv")]
     format: String,
     #[serde(flatten)]
-    filter: crate::export::Filter,
+    filter: crate::store::audit_filter::Filter,
 }
 
 fn csv() -> String {

@@ -3,16 +3,16 @@
 //! simulator never gives.
 
 use super::*;
-use crate::sandbox::alembic as sim_alembic;
-use crate::sandbox::faults::{Fault, FaultKind};
-use crate::sandbox::github::{ActionsTiming, CommitSeed, Person};
-use crate::sandbox::render;
-use crate::sandbox::scenario::{CiOutcome, PEOPLE, PIPELINE, ScenarioCommit};
-use crate::sandbox::world::{
-    DEPLOY_WORKFLOW, GITHUB_TOKEN, MIGRATIONS_PATH, OWNER, REPO, Speeds, Targets, World,
-};
 use axum::Router;
 use axum::http::StatusCode as AxumStatus;
+use flightdeck_sandbox::alembic as sim_alembic;
+use flightdeck_sandbox::faults::{Fault, FaultKind};
+use flightdeck_sandbox::github::{ActionsTiming, CommitSeed, Person};
+use flightdeck_sandbox::render;
+use flightdeck_sandbox::scenario::{CiOutcome, PEOPLE, PIPELINE, ScenarioCommit};
+use flightdeck_sandbox::world::{
+    DEPLOY_WORKFLOW, GITHUB_TOKEN, MIGRATIONS_PATH, OWNER, REPO, Speeds, Targets, World,
+};
 
 const RUNS_ROUTE: &str = "GET /repos/{owner}/{repo}/actions/workflows/{workflow_id}/runs";
 

@@ -1,10 +1,10 @@
 //! The Render client against the simulated Render, over real sockets.
 
 use super::*;
-use crate::sandbox::faults::{Fault, FaultKind};
-use crate::sandbox::render::{Commit, RenderSim, ServiceSeed, Timing};
 use axum::Router;
 use axum::http::{HeaderMap, StatusCode};
+use flightdeck_sandbox::faults::{Fault, FaultKind};
+use flightdeck_sandbox::render::{Commit, RenderSim, ServiceSeed, Timing};
 
 const KEY: &str = "rnd_client_test_key_0123456789";
 

@@ -713,7 +713,7 @@ fn target_migrations_that_do_not_form_a_graph_block_a_downgrade_with_the_reason(
 
 #[test]
 fn the_sandbox_history_downgrades_from_its_head_to_the_merge_through_a_dropped_column() {
-    use crate::sandbox::alembic::{file_name, render, sample_history};
+    use flightdeck_sandbox::alembic::{file_name, render, sample_history};
     let history = sample_history(7);
     let parsed: Vec<Revision> = history
         .iter()

@@ -45,7 +45,7 @@ const ZERO_SHA: &str = "0000000000000000000000000000000000000000";
 
 /// A uuid-shaped random delivery id, like GitHub's.
 fn delivery_id() -> String {
-    let hex = crate::identity::random_id();
+    let hex = crate::support::random_id();
     format!(
         "{}-{}-{}-{}-{}",
         &hex[..8],
@@ -100,7 +100,7 @@ pub(super) fn render_event(
         id: delivery_id(),
         hook_id: stable_id("hook", &target.url) % 1_000_000_000,
         repo_id: super::shapes::repo_id(sim.config()),
-        signature: crate::signatures::sign_github(target.secret.as_bytes(), &body),
+        signature: crate::signing::github_signature(target.secret.as_bytes(), &body),
         body,
     })
 }

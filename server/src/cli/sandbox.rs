@@ -1,30 +1,24 @@
 //! `flightdeck sandbox`: simulated GitHub and Render on loopback ports, a
 //! target database per environment under Alembic, all seeded with one
-//! believable history ([`scenario`], poured in by [`world`]), and the panel
+//! believable history ([`scenario`](flightdeck_sandbox::scenario), poured
+//! in by [`world`](flightdeck_sandbox::world)), and the panel
 //! on a throw-away store with a generated configuration and a fresh admin.
 //! `--no-panel` runs only the simulators, for a panel started with `serve`.
+//!
+//! The simulators themselves are the `flightdeck-sandbox` crate; this is
+//! only the command that starts them beside a panel.
 
-pub mod alembic;
-pub mod backend;
-#[cfg(test)]
-pub(crate) mod contract;
-pub mod faults;
-pub mod github;
-pub mod render;
-pub mod scenario;
-pub mod target_db;
-pub mod world;
-
+use super::CliError;
 use crate::audit::RequestMeta;
-use crate::cli::{CliError, open_store, serve};
 use crate::config::Config;
 use crate::control::ControlPlane;
 use crate::identity::{Actor, random_id};
+use crate::startup::{open_store, serve};
 use app::model::Role;
+use flightdeck_sandbox::world::{self, Speeds, Targets, World};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
-use world::{Speeds, Targets, World};
 
 /// Options of `flightdeck sandbox`.
 #[derive(Debug, clap::Args)]
@@ -242,5 +236,5 @@ pub async fn run(args: SandboxArgs) -> Result<(), CliError> {
         Err(e) => return Err(e.into()),
     };
     println!("sign-in {password}");
-    serve(control).await
+    Ok(serve(control).await?)
 }

@@ -4,7 +4,7 @@
 //! real octocrab client pointed at it.
 
 use super::*;
-use crate::sandbox::contract::{nullable_to_json_schema, read_contract, resolve, schema_errors};
+use crate::contract::{nullable_to_json_schema, read_contract, resolve, schema_errors};
 use base64::Engine;
 use serde_json::Value;
 use std::collections::HashSet;
@@ -1637,19 +1637,19 @@ async fn webhook_payloads_match_the_schemas_and_their_signatures_verify() {
     hmac::Mac::update(&mut mac, &body);
     let independent = format!(
         "sha256={}",
-        crate::audit::hex(&hmac::Mac::finalize(mac).into_bytes())
+        crate::support::hex(&hmac::Mac::finalize(mac).into_bytes())
     );
     assert_eq!(
-        crate::signatures::sign_github(b"It's a Secret to Everybody", &body),
+        crate::signing::github_signature(b"It's a Secret to Everybody", &body),
         independent
     );
     assert_ne!(
-        crate::signatures::sign_github(b"a wrong secret", &body),
+        crate::signing::github_signature(b"a wrong secret", &body),
         independent
     );
     // GitHub's documented test vector.
     assert_eq!(
-        crate::signatures::sign_github(b"It's a Secret to Everybody", b"Hello, World!"),
+        crate::signing::github_signature(b"It's a Secret to Everybody", b"Hello, World!"),
         "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17"
     );
 }
@@ -1733,7 +1733,7 @@ async fn webhooks_are_delivered_signed_in_order_with_unique_ids() {
         hmac::Mac::update(&mut mac, body);
         let expected = format!(
             "sha256={}",
-            crate::audit::hex(&hmac::Mac::finalize(mac).into_bytes())
+            crate::support::hex(&hmac::Mac::finalize(mac).into_bytes())
         );
         assert_eq!(headers["x-hub-signature-256"].to_str().unwrap(), expected);
         assert!(
@@ -1948,7 +1948,7 @@ async fn octocrab_reads_and_writes_through_its_typed_api() {
 
 #[tokio::test]
 async fn faults_hit_only_their_route_and_octocrab_sees_them() {
-    use crate::sandbox::faults::{Fault, FaultKind};
+    use crate::faults::{Fault, FaultKind};
     let r = Running::start(fast()).await;
     let runs = r.repo_path("/actions/runs");
     r.sim

@@ -45,10 +45,9 @@ pub struct Speeds {
     pub render: render::Timing,
 }
 
-#[cfg(test)]
 impl Speeds {
     /// Fast enough that a test waits a fraction of a second for a run or a deploy.
-    pub(crate) fn quick() -> Speeds {
+    pub fn quick() -> Speeds {
         Speeds {
             actions: ActionsTiming {
                 queue: std::time::Duration::from_millis(50),
@@ -201,7 +200,7 @@ impl World {
                     id: service.to_owned(),
                     name: format!("{REPO}-{env}"),
                     branch: branch.name().to_owned(),
-                    deploy_hook_key: crate::identity::random_secret(24),
+                    deploy_hook_key: crate::support::random_secret(24),
                 },
                 t0,
             );
@@ -318,7 +317,7 @@ impl World {
             github,
             render,
             targets: BTreeMap::new(),
-            github_webhook_secret: crate::identity::random_secret(32),
+            github_webhook_secret: crate::support::random_secret(32),
             render_webhook_secret: render::new_webhook_secret(),
             unhealthy,
             backend_url: std::sync::OnceLock::new(),
@@ -602,8 +601,6 @@ impl World {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::alembic::{DataLossKind, graph::Graph, parse_revision};
-    use base64::Engine;
     use serde_json::Value;
 
     struct Dir(std::path::PathBuf);
@@ -613,7 +610,7 @@ mod tests {
         }
     }
     fn dir() -> Dir {
-        let path = std::env::temp_dir().join(format!("fd-world-{}", crate::identity::random_id()));
+        let path = std::env::temp_dir().join(format!("fd-world-{}", crate::support::random_id()));
         std::fs::create_dir_all(&path).unwrap();
         Dir(path)
     }
@@ -625,124 +622,8 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn the_seeded_world_agrees_with_itself_across_github_render_and_the_databases() {
-        crate::integrations::install_tls_provider();
-        let dir = dir();
-        let world = World::build(5, Speeds::quick(), Targets::Sqlite(dir.0.clone()))
-            .await
-            .unwrap();
-        let served = world.serve().await.unwrap();
-        let client = reqwest::Client::new();
-        let repo = format!("{}/repos/{OWNER}/{REPO}", served.github);
-
-        // The migrations directory at main's head, read over HTTP and parsed
-        // by the panel's own reader, is the generated history.
-        let listing = get(
-            &client,
-            format!("{repo}/contents/{MIGRATIONS_PATH}?ref=main"),
-            GITHUB_TOKEN,
-        )
-        .await;
-        let mut revisions = Vec::new();
-        for entry in listing.as_array().unwrap() {
-            let file = get(
-                &client,
-                format!(
-                    "{repo}/contents/{}?ref=main",
-                    entry["path"].as_str().unwrap()
-                ),
-                GITHUB_TOKEN,
-            )
-            .await;
-            let b64: String = file["content"]
-                .as_str()
-                .unwrap()
-                .split_whitespace()
-                .collect();
-            let text = String::from_utf8(
-                base64::engine::general_purpose::STANDARD
-                    .decode(b64)
-                    .unwrap(),
-            )
-            .unwrap();
-            revisions.push(parse_revision(entry["name"].as_str().unwrap(), &text).unwrap());
-        }
-        assert_eq!(revisions.len(), world.history.len());
-        for spec in &world.history {
-            let parsed = revisions
-                .iter()
-                .find(|r| r.id == spec.id)
-                .expect("every revision is in the directory");
-            assert_eq!(parsed.down, spec.down, "{}", spec.id);
-            assert_eq!(parsed.message, spec.message);
-            let drops = parsed
-                .data_loss
-                .iter()
-                .any(|d| matches!(d.kind, DataLossKind::DropColumn | DataLossKind::DropTable));
-            assert_eq!(
-                drops,
-                spec.downgrade_loses_data(),
-                "{}: {:?}",
-                spec.id,
-                parsed.data_loss
-            );
-        }
-        let graph = Graph::new(revisions).unwrap();
-        assert_eq!(graph.heads(), alembic::heads(&world.history));
-        assert!(
-            world.history.iter().any(|r| r.down.len() > 1),
-            "a merge revision"
-        );
-
-        // Production's database is where main's last deployed pipeline left it.
-        let production = world.targets["production"].1.revisions().await.unwrap();
-        assert!(graph.state(&production).is_at_head(), "{production:?}");
-
-        // Render: one deploy per deployed main commit, one failed build, the newest live.
-        let deployed = world.scenario.main().filter(|c| c.ci.deployed()).count();
-        let deploys = get(
-            &client,
-            format!(
-                "{}/v1/services/srv-sandbox-production/deploys?limit=100",
-                served.render
-            ),
-            RENDER_KEY,
-        )
-        .await;
-        let statuses: Vec<&str> = deploys
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|d| d["deploy"]["status"].as_str().unwrap())
-            .collect();
-        assert_eq!(statuses.len(), deployed);
-        assert_eq!(statuses[0], "live");
-        assert_eq!(statuses.iter().filter(|s| **s == "build_failed").count(), 1);
-        assert_eq!(statuses.iter().filter(|s| **s == "live").count(), 1);
-
-        // Runs: every commit has one, some failed.
-        let runs = get(
-            &client,
-            format!("{repo}/actions/workflows/{DEPLOY_WORKFLOW}/runs?per_page=100"),
-            GITHUB_TOKEN,
-        )
-        .await;
-        assert_eq!(
-            runs["total_count"].as_u64().unwrap() as usize,
-            world.scenario.commits.len()
-        );
-        assert!(
-            runs["workflow_runs"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .any(|r| r["conclusion"] == "failure")
-        );
-    }
-
-    #[tokio::test]
     async fn a_dispatched_db_rollback_downgrades_the_target_database_or_fails_the_run() {
-        crate::integrations::install_tls_provider();
+        crate::support::install_tls_provider();
         let dir = dir();
         let world = World::build(2, Speeds::quick(), Targets::Sqlite(dir.0.clone()))
             .await
@@ -819,11 +700,10 @@ mod tests {
     #[tokio::test]
     async fn target_databases_can_live_on_postgresql() {
         use sqlx::Connection;
-        let server = std::env::var("FLIGHTDECK_TEST_PG")
-            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned());
+        let server = crate::scratch::pg_admin_url();
         let prefix = format!(
             "fd_test_world_{}",
-            &crate::identity::random_id()[..8].to_ascii_lowercase()
+            &crate::support::random_id()[..8].to_ascii_lowercase()
         );
         let targets = Targets::Postgres {
             server: server.clone(),

@@ -637,7 +637,7 @@ fn parse_iso(text: &str) -> Option<OffsetDateTime> {
 }
 
 fn sha256_hex(bytes: &[u8]) -> String {
-    crate::audit::hex(&<sha2::Sha256 as sha2::Digest>::digest(bytes))
+    crate::support::hex(&<sha2::Sha256 as sha2::Digest>::digest(bytes))
 }
 
 /// Auth, "advance to now", ETag / 304 and the rate-limit headers, for every route.

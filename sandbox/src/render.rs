@@ -201,7 +201,7 @@ pub struct InvalidWebhookSecret;
 pub fn new_webhook_secret() -> String {
     format!(
         "whsec_{}",
-        BASE64.encode(crate::identity::random_secret(32).as_bytes())
+        BASE64.encode(crate::support::random_secret(32).as_bytes())
     )
 }
 
@@ -360,7 +360,7 @@ impl RenderSim {
     }
 
     async fn run_ticker(&self) {
-        crate::integrations::install_tls_provider();
+        crate::support::install_tls_provider();
         // Render waits up to 15 seconds for a receiver; a test receiver is local.
         let http = match reqwest::Client::builder()
             .timeout(Duration::from_secs(5))
@@ -1206,7 +1206,7 @@ fn webhook_payload(e: &Event, service_name: Option<&str>) -> Vec<u8> {
 async fn deliver(http: &reqwest::Client, target: &WebhookTarget, event_id: &str, body: &[u8]) {
     let id = format!("msg_{event_id}");
     let timestamp = now().unix_timestamp();
-    let Some(signature) = crate::signatures::sign_standard(&target.secret, &id, timestamp, body)
+    let Some(signature) = crate::signing::standard_signature(&target.secret, &id, timestamp, body)
     else {
         tracing::warn!(webhook_id = %id, "the webhook secret cannot sign");
         return;

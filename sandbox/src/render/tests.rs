@@ -2,7 +2,7 @@
 //! API description (`shared/contracts/render-subset.json`).
 
 use super::*;
-use crate::sandbox::contract::{nullable_to_json_schema, read_contract, resolve};
+use crate::contract::{nullable_to_json_schema, read_contract, resolve};
 use hmac::{Hmac, Mac};
 use serde_json::Value;
 use std::sync::OnceLock;
@@ -165,7 +165,7 @@ impl Running {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         sim.spawn(listener);
-        crate::integrations::install_tls_provider();
+        crate::support::install_tls_provider();
         Running {
             sim,
             base,
@@ -947,7 +947,7 @@ fn a_webhook_secret_must_be_whsec_and_base64() {
 
 #[tokio::test]
 async fn faults_apply_to_the_simulated_render_route_by_route() {
-    use crate::sandbox::faults::{Fault, FaultKind};
+    use crate::faults::{Fault, FaultKind};
     let r = Running::start(fast()).await;
     r.sim
         .faults()

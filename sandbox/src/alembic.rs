@@ -11,7 +11,7 @@
 
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeSet, HashMap};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use time::OffsetDateTime;
 
 /// One Alembic revision: its identity, its place in the graph and its operations.
@@ -777,7 +777,7 @@ pub fn sample_history(seed: u64) -> Vec<RevisionSpec> {
     use SqlType::*;
     let id = |i: usize| {
         let digest = Sha256::digest(format!("flightdeck-sandbox-alembic/{seed}/{i}"));
-        crate::audit::hex(&digest)[..12].to_owned()
+        crate::support::hex(&digest)[..12].to_owned()
     };
     // A few days apart, at a seed-dependent time of day.
     let start = time::macros::datetime!(2025-01-06 09:00:00 UTC);
@@ -961,13 +961,38 @@ pub fn sample_history(seed: u64) -> Vec<RevisionSpec> {
         .collect()
 }
 
+/// The real `alembic`: FLIGHTDECK_ALEMBIC (set by `cargo xtask test`),
+/// else the venv `cargo xtask tools` installs; for tests, which fail
+/// (panic) when it is missing.
+pub fn alembic_bin() -> PathBuf {
+    if let Some(path) = std::env::var_os("FLIGHTDECK_ALEMBIC") {
+        let path = PathBuf::from(path);
+        assert!(
+            path.is_file(),
+            "FLIGHTDECK_ALEMBIC={} does not exist: run `cargo xtask tools`",
+            path.display()
+        );
+        return path;
+    }
+    let home = std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(std::env::temp_dir);
+    let path = home.join(".local/share/flightdeck-tools/alembic-venv/bin/alembic");
+    assert!(
+        path.is_file(),
+        "these tests run the real Alembic: set FLIGHTDECK_ALEMBIC or run `cargo xtask tools` \
+         (it installs {})",
+        path.display()
+    );
+    path
+}
+
 #[cfg(test)]
-pub(crate) mod tests {
+mod tests {
     use super::*;
-    use crate::sandbox::target_db::TargetDb;
-    use crate::sandbox::target_db::scratch::ScratchDb;
+    use crate::scratch::ScratchDb;
+    use crate::target_db::TargetDb;
     use std::collections::BTreeMap;
-    use std::path::PathBuf;
 
     fn ids(list: &[&str]) -> Vec<String> {
         list.iter().map(|s| (*s).to_owned()).collect()
@@ -1468,31 +1493,6 @@ def downgrade() -> None:
     }
 
     // ---- the real Alembic -------------------------------------------------
-
-    /// The real `alembic`: FLIGHTDECK_ALEMBIC (set by `cargo xtask test`),
-    /// else the venv `cargo xtask tools` installs. Missing fails the test.
-    pub(crate) fn alembic_bin() -> PathBuf {
-        if let Some(path) = std::env::var_os("FLIGHTDECK_ALEMBIC") {
-            let path = PathBuf::from(path);
-            assert!(
-                path.is_file(),
-                "FLIGHTDECK_ALEMBIC={} does not exist: run `cargo xtask tools`",
-                path.display()
-            );
-            return path;
-        }
-        let home = std::env::var_os("HOME")
-            .map(PathBuf::from)
-            .unwrap_or_else(std::env::temp_dir);
-        let path = home.join(".local/share/flightdeck-tools/alembic-venv/bin/alembic");
-        assert!(
-            path.is_file(),
-            "these tests run the real Alembic: set FLIGHTDECK_ALEMBIC or run `cargo xtask tools` \
-             (it installs {})",
-            path.display()
-        );
-        path
-    }
 
     /// Runs `alembic ARGS` in `project` and returns its standard output;
     /// a failure fails the test with Alembic's own message.

@@ -137,9 +137,9 @@ impl TargetDb {
     }
 
     /// The first column of every row of `sql`, as text: for tests that
-    /// inspect the schema the migrations left behind.
-    #[cfg(test)]
-    pub(crate) async fn strings(&self, sql: &str) -> Vec<String> {
+    /// inspect the schema the migrations left behind. A failing query
+    /// panics with the SQL and the error.
+    pub async fn strings(&self, sql: &str) -> Vec<String> {
         match &self.pool {
             Pool::Sqlite(p) => sqlx::query_scalar(sql).fetch_all(p).await,
             Pool::Postgres(p) => sqlx::query_scalar(sql).fetch_all(p).await,
@@ -148,76 +148,10 @@ impl TargetDb {
     }
 }
 
-/// Throw-away target databases for tests.
-#[cfg(test)]
-pub(crate) mod scratch {
-    use crate::store::tests::PG_ADMIN_URL;
-    use sqlx::postgres::PgPool;
-    use std::path::PathBuf;
-
-    /// A fresh, empty database: a SQLite file in a new temporary folder, or a
-    /// new PostgreSQL database `fd_test_…` (PostgreSQL is expected at
-    /// 127.0.0.1:5432, or FLIGHTDECK_TEST_PG; a missing server fails the test).
-    pub(crate) struct ScratchDb {
-        /// The sqlx URL of the new database.
-        pub url: String,
-        /// A folder that is removed with the database.
-        pub dir: PathBuf,
-        postgres: Option<(String, String)>,
-    }
-
-    impl ScratchDb {
-        pub async fn new(backend: &str) -> ScratchDb {
-            let name = format!("fd_test_{}", crate::identity::random_id());
-            let dir = std::env::temp_dir().join(&name);
-            std::fs::create_dir_all(&dir).unwrap();
-            if backend == "sqlite" {
-                let url = format!("sqlite://{}", dir.join("target.db").display());
-                return ScratchDb {
-                    url,
-                    dir,
-                    postgres: None,
-                };
-            }
-            let admin_url = std::env::var("FLIGHTDECK_TEST_PG").unwrap_or(PG_ADMIN_URL.into());
-            let admin = PgPool::connect(&admin_url)
-                .await
-                .expect("PostgreSQL must run at 127.0.0.1:5432 for the target database tests");
-            sqlx::query(&format!("CREATE DATABASE {name}"))
-                .execute(&admin)
-                .await
-                .unwrap();
-            admin.close().await;
-            let url = admin_url
-                .rsplit_once('/')
-                .map(|(base, _)| format!("{base}/{name}"))
-                .unwrap();
-            ScratchDb {
-                url,
-                dir,
-                postgres: Some((admin_url, name)),
-            }
-        }
-
-        /// Drops the database (closing whatever is still connected) and the folder.
-        pub async fn drop_all(self) {
-            if let Some((admin_url, name)) = self.postgres {
-                let admin = PgPool::connect(&admin_url).await.unwrap();
-                sqlx::query(&format!("DROP DATABASE {name} WITH (FORCE)"))
-                    .execute(&admin)
-                    .await
-                    .unwrap();
-                admin.close().await;
-            }
-            let _ = std::fs::remove_dir_all(self.dir);
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
-    use super::scratch::ScratchDb;
     use super::*;
+    use crate::scratch::ScratchDb;
 
     fn revs(ids: &[&str]) -> Vec<String> {
         ids.iter().map(|s| (*s).to_owned()).collect()

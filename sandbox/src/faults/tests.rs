@@ -25,7 +25,7 @@ impl Served {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
-        crate::integrations::install_tls_provider();
+        crate::support::install_tls_provider();
         Served {
             faults,
             base,
