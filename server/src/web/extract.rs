@@ -162,8 +162,8 @@ impl FromRequestParts<AppState> for SignedInForm {
 
 /// A JSON request body, or a 400 in the API's shape that says what is wrong
 /// with it. An empty body is `{}`, so an endpoint whose fields all have
-/// defaults takes no body at all. The `Content-Type` is not checked: scripts
-/// send JSON with whatever curl's `-d` says.
+/// defaults takes no body at all; a body is `application/json` (a 415
+/// otherwise, so a form or text post never acts).
 #[derive(Debug, Clone)]
 pub(crate) struct ApiJson<T>(pub T);
 
@@ -175,6 +175,10 @@ where
     type Rejection = ApiError;
 
     async fn from_request(request: Request, state: &S) -> Result<Self, ApiError> {
+        let content_type = request
+            .headers()
+            .get(http::header::CONTENT_TYPE)
+            .map(|v| v.to_str().unwrap_or("?").to_ascii_lowercase());
         let bytes = axum::body::Bytes::from_request(request, state)
             .await
             .map_err(|rejection| {
@@ -186,17 +190,43 @@ where
                 };
                 ApiError::new(status, code, rejection.body_text())
             })?;
-        let text: &[u8] = if bytes.iter().all(u8::is_ascii_whitespace) {
-            b"{}"
-        } else {
-            &bytes
-        };
-        serde_json::from_slice(text).map(ApiJson).map_err(|error| {
+        let blank = bytes.iter().all(u8::is_ascii_whitespace);
+        if !blank && !content_type.as_deref().is_some_and(is_json) {
+            return Err(ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                format!(
+                    "the body must be application/json, not {}",
+                    content_type
+                        .as_deref()
+                        .unwrap_or("a body without Content-Type")
+                ),
+            ));
+        }
+        let text: &[u8] = if blank { b"{}" } else { &bytes };
+        let unreadable = |error: serde_json::Error| {
             ApiError::bad_request(format!(
                 "the body is not the JSON this endpoint takes: {error}"
             ))
-        })
+        };
+        // An object, nothing else: serde would read `[]` as a struct whose
+        // fields all have defaults.
+        let value: serde_json::Value = serde_json::from_slice(text).map_err(unreadable)?;
+        if !value.is_object() {
+            return Err(ApiError::bad_request(
+                "the body is not the JSON this endpoint takes: a JSON object is expected",
+            ));
+        }
+        serde_json::from_value(value)
+            .map(ApiJson)
+            .map_err(unreadable)
     }
+}
+
+/// `application/json`, or a `+json` type, with any parameters.
+fn is_json(content_type: &str) -> bool {
+    let essence = content_type.split(';').next().unwrap_or("").trim();
+    essence == "application/json" || essence.ends_with("+json")
 }
 
 /// The `Idempotency-Key` header, when sent: 1 to 200 visible characters.
@@ -276,30 +306,37 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn an_empty_body_is_an_empty_object_and_a_wrong_one_is_a_400() {
+    async fn an_empty_body_is_an_empty_object_a_wrong_one_a_400_and_one_not_json_a_415() {
         #[derive(Debug, serde::Deserialize, Default)]
         struct Body {
             #[serde(default)]
             failed_only: bool,
         }
-        let request = |body: &'static str| {
-            http::Request::builder()
-                .method("POST")
-                .body(axum::body::Body::from(body))
-                .unwrap()
+        let request = |body: &'static str, content_type: Option<&str>| {
+            let mut request = http::Request::builder().method("POST");
+            if let Some(content_type) = content_type {
+                request = request.header(http::header::CONTENT_TYPE, content_type);
+            }
+            request.body(axum::body::Body::from(body)).unwrap()
         };
-        let ApiJson(empty) = ApiJson::<Body>::from_request(request(" \n"), &())
-            .await
-            .unwrap();
+        let read = async |body, content_type| {
+            ApiJson::<Body>::from_request(request(body, content_type), &()).await
+        };
+        let ApiJson(empty) = read(" \n", None).await.unwrap();
         assert!(!empty.failed_only);
-        let ApiJson(set) = ApiJson::<Body>::from_request(request(r#"{"failed_only": true}"#), &())
-            .await
-            .unwrap();
+        let json = Some("application/json; charset=utf-8");
+        let ApiJson(set) = read(r#"{"failed_only": true}"#, json).await.unwrap();
         assert!(set.failed_only);
-        let wrong = ApiJson::<Body>::from_request(request(r#"{"failed_only": "yes"}"#), &())
-            .await
-            .unwrap_err()
-            .into_response();
-        assert_eq!(wrong.status(), 400);
+        for (body, content_type, status) in [
+            (r#"{"failed_only": "yes"}"#, json, 400),
+            ("null", json, 400),
+            ("[]", json, 400),
+            ("[true]", json, 400),
+            (r#"{"failed_only": true}"#, Some("text/plain"), 415),
+            (r#"{"failed_only": true}"#, None, 415),
+        ] {
+            let refused = read(body, content_type).await.unwrap_err().into_response();
+            assert_eq!(refused.status(), status, "{body} {content_type:?}");
+        }
     }
 }

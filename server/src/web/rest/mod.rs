@@ -67,7 +67,7 @@ pub(crate) fn router() -> Router<AppState> {
         lock, unlock, gate, plan, start_rollback, operation, approve, resolve, rerun, cancel,
         audit_list, audit_review, audit_export, audit_verify
     ),
-    components(schemas(ErrorReply, ErrorBody)),
+    components(schemas(ErrorReply, ErrorBody, ExportFormat)),
     modifiers(&Conventions),
     security(("bearer" = []), ("session" = [])),
     tags(
@@ -89,7 +89,7 @@ impl utoipa::Modify for Conventions {
         use utoipa::openapi::security::{
             ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme,
         };
-        use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
+        use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder, Schema};
         let components = openapi.components.get_or_insert_with(Default::default);
         components.add_security_scheme(
             "bearer",
@@ -155,6 +155,23 @@ impl utoipa::Modify for Conventions {
                 }
                 if public {
                     operation.security = Some(Vec::new());
+                }
+                if let Some(body) = &mut operation.request_body {
+                    // An optional body is absent or an object, never `null`.
+                    for content in body.content.values_mut() {
+                        if let Some(RefOr::T(Schema::OneOf(one_of))) = &content.schema
+                            && let Some(object) = one_of
+                                .items
+                                .iter()
+                                .find(|item| matches!(item, RefOr::Ref(_)))
+                                .cloned()
+                        {
+                            content.schema = Some(object);
+                        }
+                    }
+                    responses
+                        .entry("415".to_owned())
+                        .or_insert_with(|| error("A body that is not `application/json`").into());
                 }
             }
         }
@@ -494,7 +511,7 @@ fn accepted(started: crate::control::Started) -> Response {
         ("env" = String, Path, description = "The environment's name"),
         ("Idempotency-Key" = Option<String>, Header, description = "1 to 200 characters: the same key again returns the same operation"),
     ),
-    request_body = DeployRequest,
+    request_body(content = Option<DeployRequest>, description = "Optional: no body is `{}`"),
     responses(
         (status = 202, description = "Started (or replayed)", body = Started, headers(
             ("Location" = String, description = "The operation's page"),
@@ -530,7 +547,7 @@ async fn start_deploy(
     path = "/api/v1/environments/{env}/rollbacks/plan",
     tag = "operations",
     params(("env" = String, Path, description = "The environment's name")),
-    request_body = RollbackRequest,
+    request_body(content = Option<RollbackRequest>, description = "Optional: no body is `{}`"),
     responses((status = 200, description = "The plan", body = Plan))
 )]
 async fn plan(
@@ -555,7 +572,7 @@ async fn plan(
         ("env" = String, Path, description = "The environment's name"),
         ("Idempotency-Key" = Option<String>, Header, description = "1 to 200 characters: the same key again returns the same operation"),
     ),
-    request_body = RollbackRequest,
+    request_body(content = Option<RollbackRequest>, description = "Optional: no body is `{}`"),
     responses(
         (status = 202, description = "Started (or replayed)", body = Started, headers(
             ("Location" = String, description = "The operation's page"),
@@ -635,7 +652,7 @@ async fn approve(
     path = "/api/v1/operations/{id}/resolve",
     tag = "operations",
     params(("id" = String, Path, description = "The operation's id")),
-    request_body = ResolveRequest,
+    request_body(content = Option<ResolveRequest>, description = "Optional: no body is `{}`"),
     responses(
         (status = 200, description = "Resolved", body = Resolved),
         (status = 409, description = "It neither needs attention nor waits for approval (audited)", body = ErrorReply),
@@ -667,7 +684,7 @@ async fn resolve(
     path = "/api/v1/runs/{id}/rerun",
     tag = "runs",
     params(("id" = u64, Path, description = "The run's id on GitHub")),
-    request_body = RerunRequest,
+    request_body(content = Option<RerunRequest>, description = "Optional: no body is `{}`"),
     responses(
         (status = 202, description = "Asked of GitHub", body = RerunAccepted),
         (status = 409, description = "The run is not finished, or GitHub refused", body = ErrorReply),

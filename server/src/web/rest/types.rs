@@ -459,6 +459,7 @@ pub struct GraphRevision {
 
 /// `PUT /environments/{env}/lock`.
 #[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct LockRequest {
     /// Why (required, at most 500 characters; it goes into the audit trail).
     #[serde(default)]
@@ -467,6 +468,7 @@ pub struct LockRequest {
 
 /// `DELETE /environments/{env}/lock`.
 #[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct UnlockRequest {
     /// Why it may deploy again (required, at most 500 characters).
     #[serde(default)]
@@ -543,6 +545,7 @@ impl From<PageQuery> for crate::control::PageAsk {
 
 /// What a rollback (or its plan) is asked to do.
 #[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct RollbackRequest {
     /// The deploy to go back to; null or absent: the last good release.
     #[serde(default)]
@@ -579,6 +582,7 @@ impl From<RollbackRequest> for crate::control::RollbackAsk {
 
 /// What a deploy is asked to do.
 #[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct DeployRequest {
     /// The commit to deploy; null or absent: the branch's head.
     #[serde(default)]
@@ -1006,6 +1010,7 @@ pub enum Resolution {
 
 /// `POST /operations/{id}/resolve`.
 #[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct ResolveRequest {
     /// What was checked (required; it goes into the audit trail).
     #[serde(default)]
@@ -1023,6 +1028,7 @@ pub struct Resolved {
 
 /// `POST /runs/{id}/rerun`.
 #[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct RerunRequest {
     /// Re-run only the failed jobs.
     #[serde(default)]
@@ -1198,6 +1204,7 @@ impl From<crate::audit::Verdict> for Verification {
 
 /// `POST /audit/reviews`.
 #[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct ReviewRequest {
     /// `op:<operation id>` or `event:<seq>`, as the review queue names it.
     #[serde(default)]
