@@ -31,7 +31,7 @@ struct Figures {
 }
 
 async fn load(url: String, cookie: Option<String>) -> Figures {
-    let client = http();
+    let client = flightdeck_tests::http_direct();
     let stop = Instant::now() + Duration::from_secs(SECONDS);
     let started = Instant::now();
     let workers: Vec<_> = (0..CONCURRENCY)

@@ -146,7 +146,7 @@ async fn main() {
     let cookie = session_for(&panel, "bench", password).await;
     flightdeck_tests::wait_for_live_releases(&panel.url, &cookie, Duration::from_secs(120)).await;
 
-    let events = http()
+    let events = flightdeck_tests::http_direct()
         .get(panel.at("/events"))
         .header("Cookie", &cookie)
         .send()
@@ -157,7 +157,7 @@ async fn main() {
     tokio::spawn(read_events(events, tx));
     drain(&mut rx, Duration::from_millis(500)).await;
 
-    let client = http();
+    let client = flightdeck_tests::http_direct();
     let mut to_event = Vec::with_capacity(ROUNDS);
     let mut to_refetch = Vec::with_capacity(ROUNDS);
     for round in 0..ROUNDS {
