@@ -12,7 +12,7 @@
 //! it prints how many overview views the page cache answered. Figures go to
 //! stdout.
 
-use flightdeck_tests::{Sandbox, TempDir, http};
+use flightdeck_tests::{Sandbox, TempDir};
 use std::time::{Duration, Instant};
 
 /// DESIGN §11 states its p99 target at 64 connections.

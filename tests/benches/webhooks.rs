@@ -26,7 +26,7 @@
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
-use flightdeck_tests::{Panel, Sandbox, TempDir, http, run_binary, session_for};
+use flightdeck_tests::{Panel, Sandbox, TempDir, run_binary, session_for};
 use hmac::Mac;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::sync::mpsc;
