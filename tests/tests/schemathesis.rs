@@ -106,6 +106,8 @@ async fn run(
         .arg(dir.join(format!("schemathesis-{mode}.har")))
         .arg("--report-ndjson-path")
         .arg(dir.join(format!("schemathesis-{mode}.ndjson")))
+        // Its cache (`.schemathesis/`) goes with the test's folder.
+        .current_dir(dir)
         .env("NO_COLOR", "1")
         .env("SCHEMATHESIS_TELEMETRY", "false")
         .kill_on_drop(true)
