@@ -40,6 +40,9 @@ pub fn Layout(
             </div>
         </header>
         <main>{children()}</main>
+        <footer class="site-footer">
+            <a href="/api/docs" id="api-docs">"REST API"</a>
+        </footer>
     }
 }
 

@@ -12,7 +12,7 @@
 //! it prints how many overview views the page cache answered. Figures go to
 //! stdout.
 
-use flightdeck_tests::{Sandbox, TempDir, http};
+use flightdeck_tests::{Sandbox, TempDir};
 use std::time::{Duration, Instant};
 
 /// DESIGN §11 states its p99 target at 64 connections.
@@ -31,7 +31,7 @@ struct Figures {
 }
 
 async fn load(url: String, cookie: Option<String>) -> Figures {
-    let client = http();
+    let client = flightdeck_tests::http_direct();
     let stop = Instant::now() + Duration::from_secs(SECONDS);
     let started = Instant::now();
     let workers: Vec<_> = (0..CONCURRENCY)

@@ -26,7 +26,7 @@
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
-use flightdeck_tests::{Panel, Sandbox, TempDir, http, run_binary, session_for};
+use flightdeck_tests::{Panel, Sandbox, TempDir, run_binary, session_for};
 use hmac::Mac;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::sync::mpsc;
@@ -146,7 +146,7 @@ async fn main() {
     let cookie = session_for(&panel, "bench", password).await;
     flightdeck_tests::wait_for_live_releases(&panel.url, &cookie, Duration::from_secs(120)).await;
 
-    let events = http()
+    let events = flightdeck_tests::http_direct()
         .get(panel.at("/events"))
         .header("Cookie", &cookie)
         .send()
@@ -157,7 +157,7 @@ async fn main() {
     tokio::spawn(read_events(events, tx));
     drain(&mut rx, Duration::from_millis(500)).await;
 
-    let client = http();
+    let client = flightdeck_tests::http_direct();
     let mut to_event = Vec::with_capacity(ROUNDS);
     let mut to_refetch = Vec::with_capacity(ROUNDS);
     for round in 0..ROUNDS {

@@ -1,6 +1,8 @@
 //! Test harness: runs the real `flightdeck` binary on a throw-away store
 //! and talks to it over HTTP, like a person or a script would.
 
+pub mod contract;
+
 use std::path::{Path, PathBuf};
 use std::process::{Output, Stdio};
 use std::time::Duration;
@@ -30,7 +32,7 @@ fn from_env_or(var: &str, default: &str) -> PathBuf {
     }
 }
 
-fn workspace() -> PathBuf {
+pub(crate) fn workspace() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
         .unwrap()
@@ -300,9 +302,22 @@ impl Panel {
 }
 
 /// An HTTP client that follows no redirects and keeps no cookies, so tests
-/// see every status and every Set-Cookie.
+/// see every status and every Set-Cookie. Its requests go through the
+/// [`contract`] proxy, which checks every `/api/v1` reply against the
+/// OpenAPI document.
 pub fn http() -> reqwest::Client {
     // Already installed is fine.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .proxy(reqwest::Proxy::http(contract::proxy()).expect("the proxy's URL parses"))
+        .build()
+        .unwrap()
+}
+
+/// [`http`] without the contract proxy: for the benchmarks, whose figures
+/// must not include a hop through it.
+pub fn http_direct() -> reqwest::Client {
     let _ = rustls::crypto::ring::default_provider().install_default();
     reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())

@@ -829,3 +829,110 @@ async fn token_trail(setup: &Setup) -> Vec<String> {
         .map(|row| format!("{} {}", row.action, row.outcome))
         .collect()
 }
+
+#[tokio::test]
+async fn the_api_serves_its_checked_in_openapi_document_and_a_docs_page_without_sign_in() {
+    let setup = Setup::new("http-openapi", "");
+    let panel = setup.serve().await;
+    let served = panel.get("/api/v1/openapi.json", None).await;
+    assert_eq!(served.status(), 200);
+    let served: serde_json::Value = served.json().await.unwrap();
+    assert_eq!(&served, flightdeck_tests::contract::document());
+    let page = panel.get("/api/docs", None).await;
+    assert_eq!(page.status(), 200);
+    let html = page.text().await.unwrap();
+    for heading in [
+        "<code>GET /api/v1/environments/{env}/releases</code>",
+        "<code>POST /api/v1/environments/{env}/rollbacks</code>",
+        "id=\"schema-ErrorReply\"",
+        "Idempotency-Key",
+    ] {
+        assert!(html.contains(heading), "{heading}");
+    }
+}
+
+#[tokio::test]
+async fn a_reply_that_breaks_the_document_never_reaches_a_test() {
+    // A stand-in server whose `/api/v1/me` lacks the required `role`.
+    let app = axum::Router::new().route(
+        "/api/v1/me",
+        axum::routing::get(|| async { axum::Json(serde_json::json!({"name": "ada"})) }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let reply = http()
+        .get(format!("http://{address}/api/v1/me"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(reply.status(), flightdeck_tests::contract::VIOLATION_STATUS);
+    assert!(
+        reply
+            .headers()
+            .contains_key(flightdeck_tests::contract::VIOLATION_HEADER)
+    );
+    let text = reply.text().await.unwrap();
+    assert!(
+        text.contains("GET /api/v1/me") && text.contains("role"),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn an_api_reply_carries_no_page_only_fields_and_a_body_must_be_json() {
+    let setup = Setup::new("http-wire", "");
+    let password = setup.add_user("dee", "deployer").await;
+    let panel = setup.serve().await;
+    let cookie = session_for(&panel, "dee", &password).await;
+    let environments: serde_json::Value = panel
+        .get("/api/v1/environments", Some(&cookie))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let text = environments.to_string();
+    assert!(
+        environments.as_array().is_some_and(|e| e.len() == 2),
+        "{text}"
+    );
+    for field in ["\"viewer\"", "\"idempotency_key\"", "\"label\""] {
+        assert!(!text.contains(field), "{field} in {text}");
+    }
+    let lock = http()
+        .put(panel.at("/api/v1/environments/staging/lock"))
+        .header("Origin", &panel.url)
+        .header("Cookie", &cookie)
+        .json(&serde_json::json!({"reason": "checking a migration"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(lock.status(), 200);
+    let lock: serde_json::Value = lock.json().await.unwrap();
+    assert_eq!(lock["locked_by"], "dee");
+    // A form or text post never acts: the body must be JSON.
+    let form = http()
+        .post(panel.at("/api/v1/environments/production/deploys"))
+        .header("Origin", &panel.url)
+        .header("Cookie", &cookie)
+        .header("Content-Type", "application/x-www-form-urlencoded")
+        .body(r#"{"reason": "hotfix"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(form.status(), 415);
+    let body: serde_json::Value = form.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "unsupported_media_type");
+    // A body of the wrong shape is a 400 that says so.
+    let wrong = http()
+        .put(panel.at("/api/v1/environments/production/lock"))
+        .header("Origin", &panel.url)
+        .header("Cookie", &cookie)
+        .json(&serde_json::json!({"reason": 42}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wrong.status(), 400);
+    let body: serde_json::Value = wrong.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "bad_request");
+}

@@ -18,6 +18,10 @@ const PYTHON_PACKAGES: [(&str, &str); 3] = [
     ("psycopg2-binary", "2.9.13"),
 ];
 
+/// schemathesis, which the REST API's property-based test runs against a
+/// sandbox panel (`tests/tests/schemathesis.rs`), in a virtualenv of its own.
+const SCHEMATHESIS: (&str, &str) = ("schemathesis", "4.32.5");
+
 fn main() -> ExitCode {
     let args: Vec<String> = env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
@@ -77,17 +81,30 @@ fn alembic_venv() -> PathBuf {
     tools_dir().join("alembic-venv")
 }
 
+/// The virtualenv with schemathesis.
+fn schemathesis_venv() -> PathBuf {
+    tools_dir().join("schemathesis-venv")
+}
+
 /// Creates the Alembic virtualenv and installs the pinned packages, unless
 /// they are there already.
 fn alembic_tools() -> Result<(), String> {
-    let venv = alembic_venv();
+    python_tools(&alembic_venv(), &PYTHON_PACKAGES)
+}
+
+/// Creates the schemathesis virtualenv and installs the pinned version,
+/// unless it is there already.
+fn schemathesis_tools() -> Result<(), String> {
+    python_tools(&schemathesis_venv(), &[SCHEMATHESIS])
+}
+
+/// Creates the virtualenv `venv` and installs `packages` (name, version)
+/// into it, unless exactly those versions are there already.
+fn python_tools(venv: &Path, packages: &[(&str, &str)]) -> Result<(), String> {
     let python = venv.join("bin/python");
     let python = python.to_str().ok_or("the tools path is not UTF-8")?;
-    let wanted: Vec<&str> = PYTHON_PACKAGES.iter().map(|(_, v)| *v).collect();
-    let names: Vec<String> = PYTHON_PACKAGES
-        .iter()
-        .map(|(n, _)| format!("{n:?}"))
-        .collect();
+    let wanted: Vec<&str> = packages.iter().map(|(_, v)| *v).collect();
+    let names: Vec<String> = packages.iter().map(|(n, _)| format!("{n:?}")).collect();
     let probe = format!(
         "from importlib.metadata import version; print(*(version(n) for n in [{}]))",
         names.join(", ")
@@ -97,8 +114,8 @@ fn alembic_tools() -> Result<(), String> {
         return Ok(());
     }
     if output_of(python, &["--version"]).is_none() {
-        status(command("python3").args(["-m", "venv"]).arg(&venv)).map_err(|e| {
-            format!("{e}\n  the migration tests need Python 3 with venv: `apt-get install python3 python3-venv`")
+        status(command("python3").args(["-m", "venv"]).arg(venv)).map_err(|e| {
+            format!("{e}\n  the migration and API tests need Python 3 with venv: `apt-get install python3 python3-venv`")
         })?;
     }
     status(
@@ -110,7 +127,7 @@ fn alembic_tools() -> Result<(), String> {
                 "--quiet",
                 "--disable-pip-version-check",
             ])
-            .args(PYTHON_PACKAGES.iter().map(|(n, v)| format!("{n}=={v}"))),
+            .args(packages.iter().map(|(n, v)| format!("{n}=={v}"))),
     )
 }
 
@@ -193,6 +210,10 @@ fn tools(browser: bool) -> Result<(), String> {
         )?;
     }
     alembic_tools()?;
+    if browser {
+        // Only the tests run it.
+        schemathesis_tools()?;
+    }
     if browser
         && (output_of("chromium", &["--version"]).is_none()
             || output_of("chromedriver", &["--version"]).is_none()
@@ -281,6 +302,10 @@ fn test(extra: &[String]) -> Result<(), String> {
             .env("RUSTFLAGS", rustflags)
             .env("FLIGHTDECK_SITE_ROOT", site_root())
             .env("FLIGHTDECK_BIN", target_dir().join("debug/flightdeck"))
-            .env("FLIGHTDECK_ALEMBIC", alembic_venv().join("bin/alembic")),
+            .env("FLIGHTDECK_ALEMBIC", alembic_venv().join("bin/alembic"))
+            .env(
+                "FLIGHTDECK_SCHEMATHESIS",
+                schemathesis_venv().join("bin/schemathesis"),
+            ),
     )
 }

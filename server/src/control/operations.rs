@@ -421,7 +421,8 @@ impl ControlPlane {
             break_glass: plan.requirements.break_glass,
             blocked: plan.blocked(),
             branch_head: input.branch_head_now.clone(),
-            idempotency_key: random_id(),
+            // The page's form gets its own (see `web::backend`).
+            idempotency_key: String::new(),
         })
     }
 

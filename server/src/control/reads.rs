@@ -254,12 +254,6 @@ impl ControlPlane {
                 environments
             }
         };
-        let mut environments = environments;
-        for env in &mut environments {
-            if let Some(one_click) = &mut env.rollback {
-                one_click.idempotency_key = crate::identity::random_id();
-            }
-        }
         // Leads see the audit chain's state: the newest `audit.verify`
         // event, read again only after the trail has grown.
         let chain = match actor.role.allows(Role::Lead) {

@@ -69,6 +69,11 @@ impl PanelBackend for WebBackend {
             if let Some(run) = &mut environment.branch_head_run {
                 run.jobs = Vec::new();
             }
+            // A fresh Idempotency-Key for each view's one-click form (a
+            // page's concern: the application layer returns none).
+            if let Some(one_click) = &mut environment.rollback {
+                one_click.idempotency_key = crate::identity::random_id();
+            }
         }
         Ok(overview)
     }
@@ -163,10 +168,14 @@ impl PanelBackend for WebBackend {
             revert_code,
             ..Default::default()
         };
-        self.control
+        let mut view = self
+            .control
             .rollback_view(&actor, &caller.meta, &env, &ask)
             .await
-            .map_err(|e| app_error(e, &caller))
+            .map_err(|e| app_error(e, &caller))?;
+        // A fresh Idempotency-Key for the form, so a double submit is one rollback.
+        view.idempotency_key = crate::identity::random_id();
+        Ok(view)
     }
 
     async fn operation(&self, request: &Parts, id: String) -> Result<OperationView, AppError> {

@@ -3,16 +3,14 @@
 //! the application layer and redirects (303) to the page that shows the
 //! result, with `?error=` when it was refused.
 
+use super::AppState;
+use super::extract::{SignedIn, SignedInForm, status_of};
 use super::guard::encode_component;
-use super::{AppState, Caller};
 use crate::control::{ControlError, DeployAsk, RollbackAsk, RunAction};
-use crate::identity::Actor;
-use axum::Extension;
 use axum::extract::{Form, Path, State};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::post;
 use domain::IdempotencyKey;
-use http::StatusCode;
 use serde::Deserialize;
 
 pub(crate) fn router() -> axum::Router<AppState> {
@@ -92,20 +90,12 @@ pub(crate) struct ReviewForm {
     seq: Option<i64>,
 }
 
-/// The signed-in actor, or the sign-in page.
-async fn actor(state: &AppState, caller: &Caller, target: &str) -> Result<Actor, Response> {
-    state
-        .control
-        .signed_in(caller.actor.as_ref(), target, &caller.meta)
-        .await
-        .map_err(|_| Redirect::to("/login").into_response())
-}
-
 /// Back to `page` with the refusal's sentence, or a 500 for a store failure.
 fn refused(page: &str, error: ControlError) -> Response {
-    if let ControlError::Store(error) = &error {
+    let (status, _) = status_of(&error);
+    if status.is_server_error() {
         tracing::error!(%error, "store failure in a form action");
-        return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+        return status.into_response();
     }
     let joiner = if page.contains('?') { '&' } else { '?' };
     Redirect::to(&format!(
@@ -121,14 +111,10 @@ fn operation_page(id: &str) -> Response {
 
 async fn rollback(
     State(state): State<AppState>,
-    Extension(caller): Extension<Caller>,
+    SignedInForm(caller): SignedInForm,
     Path(env): Path<String>,
     Form(form): Form<RollbackForm>,
 ) -> Response {
-    let actor = match actor(&state, &caller, &format!("/actions/env/{env}/rollback")).await {
-        Ok(actor) => actor,
-        Err(response) => return response,
-    };
     let ask = RollbackAsk {
         target_deploy_id: blank_to_none(form.target_deploy_id),
         database: ticked(&form.database),
@@ -142,7 +128,7 @@ async fn rollback(
         Ok(key) => {
             state
                 .control
-                .start_rollback(&actor, &caller.meta, &env, &ask, key.as_ref())
+                .start_rollback(&caller.actor, &caller.meta, &env, &ask, key.as_ref())
                 .await
         }
         Err(error) => Err(error),
@@ -173,14 +159,10 @@ async fn rollback(
 
 async fn deploy(
     State(state): State<AppState>,
-    Extension(caller): Extension<Caller>,
+    SignedInForm(caller): SignedInForm,
     Path(env): Path<String>,
     Form(form): Form<DeployForm>,
 ) -> Response {
-    let actor = match actor(&state, &caller, &format!("/actions/env/{env}/deploy")).await {
-        Ok(actor) => actor,
-        Err(response) => return response,
-    };
     let ask = DeployAsk {
         commit: blank_to_none(form.commit),
         reason: form.reason,
@@ -189,7 +171,7 @@ async fn deploy(
         Ok(key) => {
             state
                 .control
-                .start_deploy(&actor, &caller.meta, &env, &ask, key.as_ref())
+                .start_deploy(&caller.actor, &caller.meta, &env, &ask, key.as_ref())
                 .await
         }
         Err(error) => Err(error),
@@ -202,17 +184,13 @@ async fn deploy(
 
 async fn unlock(
     State(state): State<AppState>,
-    Extension(caller): Extension<Caller>,
+    SignedInForm(caller): SignedInForm,
     Path(env): Path<String>,
     Form(form): Form<NoteForm>,
 ) -> Response {
-    let actor = match actor(&state, &caller, &format!("/actions/env/{env}/unlock")).await {
-        Ok(actor) => actor,
-        Err(response) => return response,
-    };
     match state
         .control
-        .unlock_environment(&actor, &caller.meta, &env, &form.note)
+        .unlock_environment(&caller.actor, &caller.meta, &env, &form.note)
         .await
     {
         Ok(()) => Redirect::to("/").into_response(),
@@ -222,22 +200,12 @@ async fn unlock(
 
 async fn approve(
     State(state): State<AppState>,
-    Extension(caller): Extension<Caller>,
+    SignedInForm(caller): SignedInForm,
     Path(id): Path<String>,
 ) -> Response {
-    let actor = match actor(
-        &state,
-        &caller,
-        &format!("/actions/operations/{id}/approve"),
-    )
-    .await
-    {
-        Ok(actor) => actor,
-        Err(response) => return response,
-    };
     match state
         .control
-        .approve_operation(&actor, &caller.meta, &id)
+        .approve_operation(&caller.actor, &caller.meta, &id)
         .await
     {
         Ok(()) => operation_page(&id),
@@ -247,24 +215,14 @@ async fn approve(
 
 async fn resolve(
     State(state): State<AppState>,
-    Extension(caller): Extension<Caller>,
+    SignedInForm(caller): SignedInForm,
     Path(id): Path<String>,
     Form(form): Form<NoteForm>,
 ) -> Response {
-    let actor = match actor(
-        &state,
-        &caller,
-        &format!("/actions/operations/{id}/resolve"),
-    )
-    .await
-    {
-        Ok(actor) => actor,
-        Err(response) => return response,
-    };
     let succeeded = form.outcome.as_deref() == Some("succeeded");
     match state
         .control
-        .resolve_operation(&actor, &caller.meta, &id, &form.note, succeeded)
+        .resolve_operation(&caller.actor, &caller.meta, &id, &form.note, succeeded)
         .await
     {
         Ok(()) => operation_page(&id),
@@ -274,7 +232,7 @@ async fn resolve(
 
 async fn rerun(
     State(state): State<AppState>,
-    Extension(caller): Extension<Caller>,
+    SignedInForm(caller): SignedInForm,
     Path(id): Path<u64>,
     Form(form): Form<RerunForm>,
 ) -> Response {
@@ -291,21 +249,17 @@ async fn rerun(
 
 async fn cancel(
     State(state): State<AppState>,
-    Extension(caller): Extension<Caller>,
+    SignedInForm(caller): SignedInForm,
     Path(id): Path<u64>,
 ) -> Response {
     run_action(state, caller, id, RunAction::Cancel).await
 }
 
-async fn run_action(state: AppState, caller: Caller, id: u64, action: RunAction) -> Response {
+async fn run_action(state: AppState, caller: SignedIn, id: u64, action: RunAction) -> Response {
     let page = format!("/runs/{id}");
-    let actor = match actor(&state, &caller, &format!("/actions{page}")).await {
-        Ok(actor) => actor,
-        Err(response) => return response,
-    };
     match state
         .control
-        .run_action(&actor, &caller.meta, id, action)
+        .run_action(&caller.actor, &caller.meta, id, action)
         .await
     {
         Ok(()) => Redirect::to(&page).into_response(),
@@ -315,20 +269,16 @@ async fn run_action(state: AppState, caller: Caller, id: u64, action: RunAction)
 
 async fn review(
     State(state): State<AppState>,
-    Extension(caller): Extension<Caller>,
+    SignedInForm(caller): SignedInForm,
     Form(form): Form<ReviewForm>,
 ) -> Response {
-    let actor = match actor(&state, &caller, "/actions/audit/review").await {
-        Ok(actor) => actor,
-        Err(response) => return response,
-    };
     let page = match form.seq {
         Some(seq) => format!("/audit/{seq}"),
         None => "/audit".to_owned(),
     };
     match state
         .control
-        .mark_reviewed(&actor, &caller.meta, &form.item, &form.note)
+        .mark_reviewed(&caller.actor, &caller.meta, &form.item, &form.note)
         .await
     {
         Ok(_) => Redirect::to(&page).into_response(),
@@ -336,12 +286,12 @@ async fn review(
     }
 }
 
-async fn verify(State(state): State<AppState>, Extension(caller): Extension<Caller>) -> Response {
-    let actor = match actor(&state, &caller, "/actions/audit/verify").await {
-        Ok(actor) => actor,
-        Err(response) => return response,
-    };
-    match state.control.verify_audit_as(&actor, &caller.meta).await {
+async fn verify(State(state): State<AppState>, SignedInForm(caller): SignedInForm) -> Response {
+    match state
+        .control
+        .verify_audit_as(&caller.actor, &caller.meta)
+        .await
+    {
         Ok(_) => Redirect::to("/audit").into_response(),
         Err(error) => refused("/audit", error),
     }

@@ -6,11 +6,12 @@ mod backend;
 mod body_guard;
 mod context;
 pub mod events;
+mod extract;
 mod forms;
 mod guard;
 mod ops;
 mod page_cache;
-mod rest;
+pub mod rest;
 mod session_cache;
 mod webhooks;
 
@@ -176,6 +177,7 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(ops::metrics))
         .route("/events", get(events::events))
         .nest("/api/v1", rest::router())
+        .route("/api/docs", get(rest::docs_page))
         .nest("/actions", forms::router())
         .merge(pages)
         .layer(from_fn_with_state(state.clone(), page_cache::overview))
