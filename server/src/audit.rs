@@ -318,6 +318,17 @@ pub enum ChainFault {
     Gap { found: i64 },
 }
 
+impl ChainFault {
+    /// The word the REST API uses.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            ChainFault::HashMismatch => "hash_mismatch",
+            ChainFault::BrokenLink => "broken_link",
+            ChainFault::Gap { .. } => "gap",
+        }
+    }
+}
+
 /// The result of checking a whole trail.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Verdict {

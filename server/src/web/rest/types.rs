@@ -1178,7 +1178,9 @@ pub struct Verification {
     /// The first bad sequence number, when broken.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub first_bad_seq: Option<i64>,
-    /// What is wrong there, when broken: `HashMismatch`, `BrokenLink` or `Gap { found: N }`.
+    /// What is wrong there, when broken: `hash_mismatch` (a row was edited),
+    /// `broken_link` (a row does not point at the one before it) or `gap`
+    /// (a sequence number is missing or out of place).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub fault: Option<String>,
 }
@@ -1196,7 +1198,7 @@ impl From<crate::audit::Verdict> for Verification {
                 intact: false,
                 count: None,
                 first_bad_seq: Some(seq),
-                fault: Some(format!("{fault:?}")),
+                fault: Some(fault.as_str().to_owned()),
             },
         }
     }
