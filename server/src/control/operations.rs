@@ -825,7 +825,7 @@ impl ControlPlane {
                 "Deploy {} to {}",
                 d.commit
                     .as_deref()
-                    .map(|c| short_sha(c))
+                    .map(short_sha)
                     .unwrap_or("the branch's head"),
                 op.environment
             ),
