@@ -357,7 +357,8 @@ impl Syncer {
         Ok(true)
     }
 
-    /// The source's backfill as kept, or a new one; `None` once done.
+    /// The source's backfill as kept, or a new one (kept at once); `None`
+    /// once done.
     async fn backfill_of(
         &self,
         env: &EnvironmentConfig,
@@ -368,9 +369,20 @@ impl Syncer {
             .backfill(env.name.as_str(), source)
             .await?
             .and_then(|text| Backfill::parse(&text));
-        let backfill = kept.unwrap_or_else(|| {
-            Backfill::start(OffsetDateTime::now_utc(), self.config.sync.history_days)
-        });
+        let backfill = match kept {
+            Some(kept) => kept,
+            None => {
+                // Kept before the first request: a pass cut short on the
+                // first page leaves the next one the same horizon and
+                // `until`, not the clock of whichever pass ends that page.
+                let started =
+                    Backfill::start(OffsetDateTime::now_utc(), self.config.sync.history_days);
+                self.store
+                    .set_backfill(env.name.as_str(), source, &started.to_text())
+                    .await?;
+                started
+            }
+        };
         Ok((!backfill.done).then_some(backfill))
     }
 

@@ -863,6 +863,36 @@ mod backfill {
             s.store.drop_database().await;
         };
 
+        a_backfill_cut_short_on_its_first_page_goes_on_with_the_horizon_it_started_with => async |backend: &'static str| {
+            // 60 older runs: more than the newest page holds, so the
+            // backfill's first page has runs whose jobs it must read, and a
+            // budget of 3 (the page and two runs' jobs) cannot finish it.
+            let s = setup_with(24, backend, 60, |c| c.sync.backfill_requests_per_pass = 3).await;
+            let production = env(&s, "production");
+            let github = s.world.github.faults();
+            let created = |calls: &[Logged]| -> Vec<String> {
+                calls.iter().filter_map(|c| query_value(c, "created")).collect()
+            };
+
+            let report = s.syncer.pass(production).await;
+            assert!(report.failed.is_empty(), "{report:?}");
+            let started = kept(&s, GITHUB_RUNS).await.expect("kept from its first pass");
+            assert!(!started.done && started.next.is_none(), "still on its first page: {started:?}");
+            let first = created(&github.log());
+            assert_eq!(first.len(), 1, "{first:?}");
+
+            // A later clock (GitHub's `created` has whole seconds) must not
+            // move the window of the backfill already under way.
+            tokio::time::sleep(Duration::from_millis(1100)).await;
+            let before = github.log().len();
+            let report = s.syncer.pass(production).await;
+            assert!(report.failed.is_empty(), "{report:?}");
+            let after = kept(&s, GITHUB_RUNS).await.unwrap();
+            assert_eq!((after.horizon, after.until), (started.horizon, started.until));
+            assert_eq!(created(&github.log()[before..]), first, "the same first page, the same window");
+            s.store.drop_database().await;
+        };
+
         the_whole_backfilled_history_is_reachable_through_older_links_and_next_cursors => async |backend: &'static str| {
             let s = setup_with(23, backend, 300, |c| c.sync.backfill_requests_per_pass = 1000).await;
             settle(&s, 20).await;
