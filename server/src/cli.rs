@@ -28,7 +28,7 @@ struct Cli {
     #[arg(long, global = true, env = "FLIGHTDECK_CONFIG")]
     config: Option<PathBuf>,
     /// How log lines look (they go to standard error).
-    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Human)]
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Human, env = "FLIGHTDECK_LOG_FORMAT")]
     log_format: LogFormat,
     #[command(subcommand)]
     command: Option<Command>,

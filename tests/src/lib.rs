@@ -150,7 +150,8 @@ pub async fn audit_rows(store_url: &str) -> Vec<AuditRow> {
             .await
             .expect("the test store is a SQLite file");
         let rows = sqlx::query_as::<_, AuditRow>(
-            "SELECT seq, action, outcome, actor_name, target, error FROM audit_events ORDER BY seq",
+            "SELECT seq, action, outcome, actor_name, target, error, request_id FROM audit_events \
+             ORDER BY seq",
         )
         .fetch_all(&pool)
         .await
@@ -169,6 +170,7 @@ pub struct AuditRow {
     pub actor_name: String,
     pub target: Option<String>,
     pub error: Option<String>,
+    pub request_id: Option<String>,
 }
 
 /// Runs the binary with a config file.

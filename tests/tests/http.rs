@@ -936,3 +936,52 @@ async fn an_api_reply_carries_no_page_only_fields_and_a_body_must_be_json() {
     let body: serde_json::Value = wrong.json().await.unwrap();
     assert_eq!(body["error"]["code"], "bad_request");
 }
+
+/// Every log line written while a request is handled carries its span (the
+/// method, the matched route, the request's id and the actor), and the id
+/// is the one the reply names (`x-request-id`) and the audit trail keeps.
+/// Read from the panel's own JSON log, so no other test's logging mixes in.
+#[tokio::test]
+async fn a_request_span_names_the_route_the_request_id_and_the_actor() {
+    let setup = Setup::new("http-span", "");
+    let password = setup.add_user("lee", "lead").await;
+    let log = setup.dir.0.join("panel.log");
+    let env = [
+        (
+            "FLIGHTDECK_LOG".to_owned(),
+            "info,tower_http=debug".to_owned(),
+        ),
+        ("FLIGHTDECK_LOG_FORMAT".to_owned(), "json".to_owned()),
+    ];
+    let panel = flightdeck_tests::Panel::start_logged(&setup.config, &env, Some(&log)).await;
+    let cookie = session_for(&panel, "lee", &password).await;
+    let reply = http()
+        .put(panel.at("/api/v1/environments/production/lock"))
+        .header("origin", panel.at(""))
+        .header("cookie", &cookie)
+        .json(&serde_json::json!({ "reason": "span test" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(reply.status(), 200);
+    let id = reply.headers()["x-request-id"].to_str().unwrap().to_owned();
+    assert_eq!(id.len(), 16, "{id}");
+    panel.stop().await;
+
+    let lock = setup
+        .audit()
+        .await
+        .into_iter()
+        .find(|e| e.action == "environment.lock")
+        .expect("the lock is audited");
+    assert_eq!(lock.request_id.as_deref(), Some(id.as_str()));
+
+    let text = std::fs::read_to_string(&log).unwrap();
+    let line: serde_json::Value = text
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|l| l["span"]["request_id"] == id.as_str() && l["span"]["actor"] == "lee")
+        .unwrap_or_else(|| panic!("no log line carries request {id} and its actor:\n{text}"));
+    assert_eq!(line["span"]["route"], "/api/v1/environments/{env}/lock");
+    assert_eq!(line["span"]["method"], "PUT");
+}

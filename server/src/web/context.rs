@@ -8,6 +8,7 @@ use axum::middleware::Next;
 use axum::response::Response;
 use http::Method;
 use std::net::SocketAddr;
+use std::sync::{Arc, OnceLock};
 use tower_sessions::Session;
 
 /// Session keys.
@@ -67,34 +68,35 @@ pub(crate) async fn identify(
             }
         };
     }
-    if let (Some(traced), Some(actor)) = (&traced, &actor) {
-        traced.span.record("actor", actor.name.as_str());
+    if let (Some(traced), Some(actor)) = (&traced, &actor)
+        && let Some(span) = traced.span.get()
+    {
+        span.record("actor", actor.name.as_str());
     }
     request.extensions_mut().insert(Caller { actor, meta });
     next.run(request).await
 }
 
-/// The request's id and span, put in its extensions by [`trace_ids`].
+/// The request's id, and its span once [`request_span`] made it; put in
+/// its extensions by [`trace_ids`]. The span is kept here rather than taken
+/// from `Span::current()`, which inside the session layer is that layer's.
 #[derive(Clone)]
 struct Traced {
     id: String,
-    span: tracing::Span,
+    span: Arc<OnceLock<tracing::Span>>,
 }
 
 /// The response header with the request's id.
 pub(crate) const REQUEST_ID: &str = "x-request-id";
 
-/// Runs inside the request's span (before the session layer opens its
-/// own): gives the request its id, in the span, in the extensions for
-/// [`identify`] (and so the audit trail) and in the `x-request-id` reply
-/// header, for whoever reports a problem.
+/// Runs outside the request's span: gives the request its id, in the
+/// extensions for the span, for [`identify`] (and so the audit trail) and
+/// in the `x-request-id` reply header, for whoever reports a problem.
 pub(crate) async fn trace_ids(mut request: Request, next: Next) -> Response {
     let id = random_id()[..16].to_owned();
-    let span = tracing::Span::current();
-    span.record("request_id", id.as_str());
     request.extensions_mut().insert(Traced {
         id: id.clone(),
-        span,
+        span: Arc::default(),
     });
     let mut response = next.run(request).await;
     if let Ok(value) = http::HeaderValue::from_str(&id) {
@@ -103,20 +105,25 @@ pub(crate) async fn trace_ids(mut request: Request, next: Next) -> Response {
     response
 }
 
-/// The request's span (see the trace layer in [`super::router`]): the id
-/// is filled in by [`trace_ids`], the actor by [`identify`].
+/// The request's span (see the trace layer in [`super::router`]), with the
+/// id [`trace_ids`] gave it; the actor is filled in by [`identify`].
 pub(crate) fn request_span<B>(request: &http::Request<B>) -> tracing::Span {
     let route = request
         .extensions()
         .get::<MatchedPath>()
         .map_or("-", MatchedPath::as_str);
-    tracing::info_span!(
+    let traced = request.extensions().get::<Traced>();
+    let span = tracing::info_span!(
         "request",
         method = %request.method(),
         route,
-        request_id = tracing::field::Empty,
+        request_id = traced.map_or("-", |t| t.id.as_str()),
         actor = tracing::field::Empty,
-    )
+    );
+    if let Some(traced) = traced {
+        let _ = traced.span.set(span.clone());
+    }
+    span
 }
 
 async fn session_actor(state: &AppState, session: &Session) -> Option<Actor> {

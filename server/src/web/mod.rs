@@ -215,11 +215,11 @@ pub fn router(state: AppState) -> Router {
         // with the route and counted, and the response ends as failed.
         .layer(axum::middleware::from_fn(body_guard::guard_bodies))
         // One span per request: method and matched route here, the request
-        // id from `trace_ids`, the actor from `context::identify`; every log line
+        // id from `trace_ids` (outside it), the actor from `context::identify`; every log line
         // written while handling it carries them (`FLIGHTDECK_LOG=debug`
         // adds a line per response with its status and latency).
-        .layer(axum::middleware::from_fn(context::trace_ids))
         .layer(TraceLayer::new_for_http().make_span_with(context::request_span))
+        .layer(axum::middleware::from_fn(context::trace_ids))
         // A bug that panics in a handler answers 500 rather than dropping
         // the connection (the panic itself is logged by the panic hook);
         // once the handler has answered, `body_guard` takes over.
