@@ -39,10 +39,9 @@ fn blank_to_none(value: Option<String>) -> Option<String> {
 
 /// The form's Idempotency-Key (the page puts a fresh one in every form).
 fn form_key(value: Option<String>) -> Result<Option<IdempotencyKey>, ControlError> {
-    blank_to_none(value)
+    Ok(blank_to_none(value)
         .map(|key| IdempotencyKey::parse(&key))
-        .transpose()
-        .map_err(|error| ControlError::Invalid(error.to_string()))
+        .transpose()?)
 }
 
 #[derive(Deserialize)]
@@ -123,17 +122,14 @@ async fn rollback(
         confirm_revision: blank_to_none(form.confirm_revision),
         planned_branch_head: blank_to_none(form.planned_branch_head),
     };
-    let key = form_key(form.idempotency_key);
-    let started = match key {
-        Ok(key) => {
-            state
-                .control
-                .start_rollback(&caller.actor, &caller.meta, &env, &ask, key.as_ref())
-                .await
-        }
-        Err(error) => Err(error),
+    let started = async {
+        let key = form_key(form.idempotency_key)?;
+        state
+            .control
+            .start_rollback(&caller.actor, &caller.meta, &env, &ask, key.as_ref())
+            .await
     };
-    match started {
+    match started.await {
         Ok(started) => operation_page(&started.id),
         Err(error) => {
             let page = if form.back.as_deref() == Some("overview") {
@@ -167,16 +163,14 @@ async fn deploy(
         commit: blank_to_none(form.commit),
         reason: form.reason,
     };
-    let started = match form_key(form.idempotency_key) {
-        Ok(key) => {
-            state
-                .control
-                .start_deploy(&caller.actor, &caller.meta, &env, &ask, key.as_ref())
-                .await
-        }
-        Err(error) => Err(error),
+    let started = async {
+        let key = form_key(form.idempotency_key)?;
+        state
+            .control
+            .start_deploy(&caller.actor, &caller.meta, &env, &ask, key.as_ref())
+            .await
     };
-    match started {
+    match started.await {
         Ok(started) => operation_page(&started.id),
         Err(error) => refused(&format!("/env/{env}/deploys"), error),
     }
